@@ -1,0 +1,5 @@
+import sys
+
+from crossway.cli import main
+
+sys.exit(main())

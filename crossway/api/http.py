@@ -1,0 +1,120 @@
+"""The few HTTP pieces the front doors need, straight on ASGI.
+
+The hot path is a raw ASGI callable: no framework request objects, no middleware stack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from crossway.errors import GatewayError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from crossway.api.auth import Principal
+    from crossway.api.services import Services
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON = b"application/json"
+
+
+class Request:
+    """One request in flight: its ASGI channels, id, caller, and whether we answered yet."""
+
+    __slots__ = ("_query", "principal", "receive", "request_id", "scope", "send", "services",
+                 "started", "wall_started", "response_started")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, services: Services,
+                 request_id: str) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.services = services
+        self.request_id = request_id
+        self.started = time.perf_counter()
+        self.wall_started = time.time()
+        self.principal: Principal | None = None
+        self.response_started = False
+        self._query: dict[str, str] | None = None
+
+    @property
+    def method(self) -> str:
+        method: str = self.scope["method"]
+        return method
+
+    @property
+    def path(self) -> str:
+        path: str = self.scope["path"]
+        return path
+
+    def header(self, name: bytes) -> str | None:
+        """A request header by its lower-case name (ASGI gives lower-case names)."""
+        for key, value in self.scope["headers"]:
+            if key == name:
+                text: str = value.decode("latin-1")
+                return text
+        return None
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            from urllib.parse import parse_qsl
+
+            raw = self.scope.get("query_string", b"").decode("latin-1")
+            self._query = dict(parse_qsl(raw, keep_blank_values=True))
+        return self._query
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body; 413 as soon as it is known to be larger than `limit`."""
+        length = self.header(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                break  # the client went away
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def base_headers(self) -> Headers:
+        return [(b"x-request-id", self.request_id.encode())]
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.response_started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def respond(self, status: int, body: bytes, headers: Headers | None = None,
+                      content_type: bytes = JSON) -> None:
+        out = self.base_headers()
+        out.append((b"content-type", content_type))
+        if headers:
+            out.extend(headers)
+        await self.start(status, out)
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def respond_error(self, err: GatewayError, render: Callable[[GatewayError], bytes]
+                            ) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in err.headers.items()]
+        if err.retryable is not None:
+            headers.append((b"x-should-retry", b"true" if err.retryable else b"false"))
+        await self.respond(err.status, render(err), headers)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes",
+                           code="request_too_large", retryable=False)

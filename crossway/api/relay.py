@@ -1,0 +1,294 @@
+"""Pass-through to an OpenAI-format upstream: send, fail over, relay bytes, capture usage.
+
+When the caller's wire format is the upstream's, the body goes through as parsed JSON with only
+the model rewritten, and the answer comes back byte for byte. Streams are forwarded event by
+event as they arrive; the only event ever touched is the usage one (see `_StreamUsage`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from crossway.api.http import JSON, Headers, Request
+from crossway.dialects import openai as openai_dialect
+from crossway.errors import GatewayError, UpstreamError
+from crossway.ir import Usage
+from crossway.providers.errors import upstream_error
+from crossway.routing import Deployment, Route
+from crossway.usage import UsageEvent
+
+_EVENT_STREAM = b"text/event-stream"
+
+
+def _usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> UsageEvent:
+    assert req.principal is not None
+    return UsageEvent(request_id=req.request_id, started_at=req.wall_started, endpoint=endpoint,
+                      principal=req.principal.id, stream=stream, model_requested=route.requested,
+                      model=route.model)
+
+
+async def _send(req: Request, route: Route, operation: str, payload: dict[str, Any],
+                event: UsageEvent, add_stream_usage: bool
+                ) -> tuple[aiohttp.ClientResponse, Deployment]:
+    """Try the route's deployments in order until one answers without a server-side failure."""
+    health = req.services.health
+    last: GatewayError | None = None
+    candidates = route.candidates
+    for attempt, dep in enumerate(candidates, 1):
+        provider = dep.provider
+        event.attempts = attempt
+        event.provider, event.vendor, event.upstream_model = (
+            provider.name, provider.vendor, dep.upstream_model)
+        payload["model"] = dep.upstream_model
+        if add_stream_usage:
+            if provider.stream_usage:
+                options = payload.get("stream_options")
+                payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                             "include_usage": True}
+            else:
+                payload.pop("stream_options", None)
+        try:
+            resp = await dep.transport.post(provider.url(operation, dep.upstream_model),
+                                            orjson.dumps(payload))
+        except UpstreamError as exc:
+            health.failure(dep)
+            last = exc
+            continue
+        status = resp.status
+        if status < 400:
+            health.success(dep)
+            return resp, dep
+        body = await resp.read()
+        resp.release()
+        event.upstream_request_id = resp.headers.get(provider.request_id_header)
+        error = upstream_error(provider, status, body, resp.headers)
+        if (status >= 500 or status == 429) and attempt < len(candidates):
+            health.failure(dep)
+            last = error
+            continue
+        if status >= 500:
+            health.failure(dep)
+        raise error
+    assert last is not None
+    raise last
+
+
+def _response_headers(req: Request, resp: aiohttp.ClientResponse, dep: Deployment) -> Headers:
+    headers = [(b"x-crossway-provider", dep.provider.name.encode()),
+               (b"x-crossway-model", dep.model.encode())]
+    upstream_id = resp.headers.get(dep.provider.request_id_header)
+    if upstream_id:
+        headers.append((b"x-upstream-request-id", upstream_id.encode("latin-1")))
+    return headers
+
+
+def _finish(req: Request, event: UsageEvent, status: int, error: GatewayError | None) -> None:
+    event.status = status
+    if error is not None:
+        event.error_type = error.kind
+    event.latency_ms = (time.perf_counter() - req.started) * 1000
+    if event.usage is not None and event.model is not None:
+        info = req.services.catalog.get(event.model)
+        if info is not None:
+            event.cost_usd = info.pricing.cost(event.usage)
+    req.services.usage.record(event)
+
+
+async def relay_json(req: Request, endpoint: str, operation: str, route: Route,
+                     payload: dict[str, Any]) -> None:
+    """A non-streaming request: the upstream's JSON answer goes back as it came."""
+    event = _usage_event(req, endpoint, route, stream=False)
+    try:
+        resp, dep = await _send(req, route, operation, payload, event, add_stream_usage=False)
+        try:
+            raw = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(
+                f"upstream {dep.provider.name} ({dep.provider.vendor}) failed while answering: "
+                f"{type(exc).__name__}", vendor=dep.provider.vendor) from None
+        finally:
+            resp.release()
+        event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
+        try:
+            event.usage = openai_dialect.usage_from(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"upstream {dep.provider.name} ({dep.provider.vendor}) answered with a body that "
+                "is not JSON", vendor=dep.provider.vendor) from None
+        await req.respond(resp.status, raw, _response_headers(req, resp, dep),
+                          content_type=resp.headers.get("content-type", "").encode() or JSON)
+    except GatewayError as err:
+        _finish(req, event, err.status, err)
+        raise
+    _finish(req, event, resp.status, None)
+
+
+def _last_boundary(data: bytes) -> int:
+    """The end of the last complete SSE event in `data`, or -1."""
+    cut = data.rfind(b"\n\n")
+    end = cut + 2 if cut >= 0 else -1
+    if b"\r" in data:
+        crlf = data.rfind(b"\r\n\r\n")
+        if crlf >= 0:
+            end = max(end, crlf + 4)
+        cr = data.rfind(b"\r\r")
+        if cr >= 0:
+            end = max(end, cr + 2)
+    return end
+
+
+def _event_data(raw_event: bytes) -> bytes | None:
+    lines = [line[5:].lstrip(b" ") for line in raw_event.splitlines() if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+class _StreamUsage:
+    """Finds the usage chunk as events pass, and hides it if only Crossway asked for it.
+
+    With `include_usage` set by Crossway, every chunk carries `"usage":null` and one last
+    chunk carries the usage with `choices: []`; a client that did not ask sees neither.
+    """
+
+    __slots__ = ("strip", "usage")
+
+    def __init__(self, strip: bool) -> None:
+        self.strip = strip
+        self.usage: Usage | None = None
+
+    def process(self, out: bytes) -> bytes:
+        mentions = out.count(b'"usage"')
+        if not mentions:
+            return out
+        nulls = out.count(b'"usage":null') + out.count(b'"usage": null')
+        if mentions == nulls:
+            return out.replace(b',"usage":null', b"") if self.strip else out
+        if b"\r" in out:
+            out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        kept = []
+        for raw_event in out.split(b"\n\n"):
+            if b'"usage"' in raw_event:
+                raw_event = self._one(raw_event)
+            if raw_event is not None:
+                kept.append(raw_event)
+        return b"\n\n".join(kept)
+
+    def _one(self, raw_event: bytes) -> bytes | None:
+        data = _event_data(raw_event)
+        try:
+            chunk = orjson.loads(data) if data is not None else None
+        except orjson.JSONDecodeError:
+            return raw_event  # not ours to judge; pass it on
+        if not isinstance(chunk, dict):
+            return raw_event
+        usage = openai_dialect.usage_from(chunk)
+        if usage is not None:
+            self.usage = usage
+        if not self.strip:
+            return raw_event
+        if usage is not None and chunk.get("choices") == []:
+            return None
+        if "usage" in chunk:
+            del chunk["usage"]
+            return b"data: " + orjson.dumps(chunk)
+        return raw_event
+
+
+async def relay_stream(req: Request, endpoint: str, route: Route, payload: dict[str, Any],
+                       client_wants_usage: bool) -> None:
+    """A streaming request: forward events as they arrive; cancel upstream if the client goes."""
+    event = _usage_event(req, endpoint, route, stream=True)
+    try:
+        resp, dep = await _send(req, route, "chat", payload, event,
+                                add_stream_usage=not client_wants_usage)
+    except GatewayError as err:
+        _finish(req, event, err.status, err)
+        raise
+    event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
+    headers = req.base_headers()
+    headers += [(b"content-type", resp.headers.get("content-type", "").encode()
+                 or _EVENT_STREAM),
+                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+    headers += _response_headers(req, resp, dep)
+    usage = _StreamUsage(strip=not client_wants_usage)
+    status, error = 200, None
+    relay_task = asyncio.current_task()
+    assert relay_task is not None
+    watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(req, relay_task))
+    try:
+        await req.start(200, headers)
+        error, reported = await _pump(req, resp, dep, usage, event)
+        if error is not None:
+            status = error.status
+            if not reported:
+                await req.send({"type": "http.response.body",
+                                "body": openai_dialect.stream_error_event(error),
+                                "more_body": True})
+        await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not watcher.done() or watcher.cancelled():
+            raise
+        relay_task.uncancel()  # our own cancel: the client went away
+        status, error = 499, GatewayError("the client closed the connection",
+                                          kind="client_closed")
+    finally:
+        watcher.cancel()
+        resp.close()  # on early exit this drops the upstream connection, which cancels it
+        event.usage = usage.usage
+        _finish(req, event, status, error)
+
+
+async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
+                usage: _StreamUsage, event: UsageEvent) -> tuple[GatewayError | None, bool]:
+    """Forward upstream bytes. If the stream broke: the error, and whether upstream said so."""
+    send = req.send
+    pending = b""
+    first = True
+    tail = b""
+    try:
+        async for chunk in resp.content.iter_any():
+            data = pending + chunk if pending else chunk
+            cut = _last_boundary(data)
+            if cut < 0:
+                pending = data
+                continue
+            out, pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+            out = usage.process(out)
+            if not out:
+                continue
+            if first:
+                event.ttft_ms = (time.perf_counter() - req.started) * 1000
+                first = False
+            tail = out[-64:]
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return UpstreamError(
+            f"upstream {dep.provider.name} ({dep.provider.vendor}) stream broke: "
+            f"{type(exc).__name__}", vendor=dep.provider.vendor), False
+    if pending.strip():  # a last event without its blank line
+        out = usage.process(pending + b"\n\n")
+        tail = out[-64:]
+        await send({"type": "http.response.body", "body": out, "more_body": True})
+    if b"[DONE]" in tail:
+        return None, False
+    if b'"error"' in tail:  # the upstream reported its own in-stream error, already relayed
+        return UpstreamError(
+            f"upstream {dep.provider.name} ({dep.provider.vendor}) reported an error in the "
+            "stream", vendor=dep.provider.vendor, kind="upstream_stream_error"), True
+    return UpstreamError(
+        f"upstream {dep.provider.name} ({dep.provider.vendor}) ended the stream before "
+        "completion", vendor=dep.provider.vendor, kind="upstream_incomplete"), False
+
+
+async def _cancel_on_disconnect(req: Request, relay: asyncio.Task[Any]) -> None:
+    """Wait for the client to leave, then cancel the task relaying to it."""
+    while True:
+        message = await req.receive()
+        if message["type"] == "http.disconnect":
+            break
+    if not relay.done():
+        relay.cancel()

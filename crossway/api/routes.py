@@ -1,0 +1,22 @@
+"""The route table type shared by the front doors and the ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from crossway.api.http import Request
+from crossway.dialects import openai as openai_dialect
+from crossway.errors import GatewayError
+
+Handler = Callable[[Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str  # exact, or a prefix when it ends with "/"
+    handler: Handler
+    auth: bool = True
+    # how this front door's callers expect errors to look
+    render_error: Callable[[GatewayError], bytes] = openai_dialect.error_body

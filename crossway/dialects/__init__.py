@@ -1,0 +1,1 @@
+"""Wire formats: one module each, decoding and encoding requests, responses, streams, errors."""

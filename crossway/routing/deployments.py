@@ -1,0 +1,103 @@
+"""Deployments: where a public model id can be served, and the table of all of them.
+
+The table is built once at start-up from the catalog (models a configured vendor serves), the
+providers' own `models`, and the explicit `models:` section, which wins for the ids it names.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from crossway.catalog import Catalog
+from crossway.config import Settings
+from crossway.providers.base import Provider
+from crossway.providers.transport import Transport
+
+
+@dataclass(slots=True, eq=False)
+class Deployment:
+    model: str  # the public id
+    provider: Provider
+    transport: Transport
+    upstream_model: str
+    weight: float = 1.0
+    priority: int = 0
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+
+    def healthy(self, now: float) -> bool:
+        return self.cooldown_until <= now
+
+    def __repr__(self) -> str:
+        return f"<Deployment {self.model} via {self.provider.name} as {self.upstream_model}>"
+
+
+@dataclass(slots=True)
+class Health:
+    """Consecutive failures take a deployment out for a cool-down; it returns by itself."""
+
+    failure_threshold: int = 3
+    cooldown_seconds: float = 30.0
+
+    def success(self, deployment: Deployment) -> None:
+        deployment.consecutive_failures = 0
+
+    def failure(self, deployment: Deployment) -> None:
+        deployment.consecutive_failures += 1
+        if deployment.consecutive_failures >= self.failure_threshold:
+            deployment.cooldown_until = time.monotonic() + self.cooldown_seconds
+            deployment.consecutive_failures = 0
+
+
+@dataclass(slots=True)
+class ModelTable:
+    deployments: dict[str, list[Deployment]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, catalog: Catalog, providers: dict[str, Provider],
+        transports: dict[str, Transport],
+    ) -> ModelTable:
+        table = cls()
+
+        def add(model: str, provider: Provider, upstream: str, weight: float = 1.0,
+                priority: int = 0) -> None:
+            table.deployments.setdefault(model, []).append(
+                Deployment(model, provider, transports[provider.name], upstream, weight, priority))
+
+        for provider in providers.values():
+            if provider.catalog_models:
+                for info in catalog.served_by(provider.vendor):
+                    add(info.id, provider, info.vendors[provider.vendor])
+            listed = provider.config.models
+            pairs = listed.items() if isinstance(listed, dict) else ((m, m) for m in listed)
+            for public, upstream in pairs:
+                if not any(d.provider is provider
+                           for d in table.deployments.get(public, ())):
+                    add(public, provider, upstream)
+
+        for model, cfg in settings.models.items():
+            table.deployments[model] = []
+            info = catalog.get(model)
+            for dep in cfg.deployments:
+                provider = providers[dep.provider]
+                upstream = dep.model or (info.vendors.get(provider.vendor) if info else None)
+                add(model, provider, upstream or model, dep.weight, dep.priority)
+            for alias in cfg.aliases:
+                table.aliases[alias] = model
+
+        for info in catalog.models.values():
+            if info.id in table.deployments:
+                for alias in info.aliases:
+                    table.aliases.setdefault(alias, info.id)
+        table.aliases.update(settings.aliases)
+        return table
+
+    def canonical(self, name: str) -> str | None:
+        """The public id a name stands for (itself or an alias's target), if served."""
+        if name in self.deployments:
+            return name
+        target = self.aliases.get(name)
+        return target if target in self.deployments else None

@@ -248,7 +248,7 @@ async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
     send = req.send
     pending = b""
     first = True
-    tail = b""
+    last = b""  # the last bytes sent: its final event tells how the stream ended
     try:
         async for chunk in resp.content.iter_any():
             data = pending + chunk if pending else chunk
@@ -263,7 +263,7 @@ async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
             if first:
                 event.ttft_ms = (time.perf_counter() - req.started) * 1000
                 first = False
-            tail = out[-64:]
+            last = out
             await send({"type": "http.response.body", "body": out, "more_body": True})
     except (aiohttp.ClientError, TimeoutError) as exc:
         return UpstreamError(
@@ -271,11 +271,12 @@ async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
             f"{type(exc).__name__}", vendor=dep.provider.vendor), False
     if pending.strip():  # a last event without its blank line
         out = usage.process(pending + b"\n\n")
-        tail = out[-64:]
+        last = out
         await send({"type": "http.response.body", "body": out, "more_body": True})
-    if b"[DONE]" in tail:
+    final_event = last.rstrip().rsplit(b"\n\n", 1)[-1]
+    if b"[DONE]" in final_event:
         return None, False
-    if b'"error"' in tail:  # the upstream reported its own in-stream error, already relayed
+    if b'"error"' in final_event:  # the upstream reported its own in-stream error, already relayed
         return UpstreamError(
             f"upstream {dep.provider.name} ({dep.provider.vendor}) reported an error in the "
             "stream", vendor=dep.provider.vendor, kind="upstream_stream_error"), True

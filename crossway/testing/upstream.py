@@ -45,8 +45,10 @@ def _error(status: int, message: str, kind: str = "invalid_request_error",
 
 
 class SimulatedUpstream:
-    def __init__(self, api_keys: set[str] | None = None, record: int = 1000) -> None:
+    def __init__(self, api_keys: set[str] | None = None, record: int = 1000,
+                 open_prefixes: tuple[str, ...] = ()) -> None:
         self.api_keys = api_keys  # None: any key (or none) is accepted
+        self.open_prefixes = open_prefixes  # paths that need no key (a local server)
         self.requests: deque[Recorded] = deque(maxlen=record)
         self.cancelled = 0  # requests whose client went away before the answer was complete
         self.active = 0
@@ -93,7 +95,7 @@ class SimulatedUpstream:
         return web.Response(text="ok")
 
     def _authorized(self, request: web.Request) -> bool:
-        if self.api_keys is None:
+        if self.api_keys is None or request.path.startswith(self.open_prefixes):
             return True
         auth = request.headers.get("authorization", "")
         given = {auth[7:] if auth.lower().startswith("bearer ") else "",

@@ -1,0 +1,179 @@
+"""Shared fixtures: the simulated upstream and Crossway, both real servers on loopback.
+
+They run in one background event loop thread, so tests can drive them through the official
+(blocking or async) SDKs exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import socket
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import openai
+import pytest
+import uvicorn
+
+from crossway.api.services import Services
+from crossway.app import MasterKey, build_services, create_app
+from crossway.api.auth import hash_key
+from crossway.config import Settings, check_references
+from crossway.testing import SimulatedUpstream
+from crossway.usage import MemoryWriter, UsageEvent
+
+T = TypeVar("T")
+MASTER_KEY = "sk-test-master"
+UPSTREAM_KEY = "sk-upstream-secret-123"
+
+
+class BackgroundLoop:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def background() -> Iterator[BackgroundLoop]:
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def upstream(background: BackgroundLoop) -> Iterator[SimulatedUpstream]:
+    sim = SimulatedUpstream(api_keys={UPSTREAM_KEY}, open_prefixes=("/local/",))
+    background.run(sim.start())
+    yield sim
+    background.run(sim.stop())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningGateway:
+    base_url: str  # ends with /v1
+    services: Services
+    usage: MemoryWriter
+    server: uvicorn.Server
+    background: BackgroundLoop
+    task: asyncio.Task[None]
+
+    @property
+    def root(self) -> str:
+        return self.base_url[: -len("/v1")]
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=self.base_url, api_key=MASTER_KEY, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        kwargs.setdefault("max_retries", 0)
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=MASTER_KEY, **kwargs)
+
+    def event(self, request_id: str, timeout: float = 5.0) -> UsageEvent:
+        """The usage event of one request, once the recorder has written it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.usage.find(request_id)
+            if found is not None:
+                return found
+            time.sleep(0.01)
+        raise AssertionError(f"no usage event for {request_id}")
+
+    def stop(self) -> None:
+        """Shut down as SIGTERM would: lifespan shutdown flushes usage, closes pools."""
+        self.server.should_exit = True
+
+        async def wait() -> None:
+            await self.task
+
+        self.background.run(wait())
+
+
+def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
+    """Every OpenAI-format vendor pointed at the simulated upstream."""
+    key = UPSTREAM_KEY
+    data: dict[str, Any] = {
+        "master_key": MASTER_KEY,
+        "log_requests": False,
+        "providers": {
+            "openai": {"type": "openai", "api_key": key, "base_url": f"{upstream_url}/v1"},
+            "azure-eu": {"type": "azure", "api_key": key, "base_url": f"{upstream_url}/azure",
+                         "api_version": "2024-10-21", "models": {"gpt-4o": "gpt4o-prod"}},
+            "deepseek": {"type": "deepseek", "api_key": key,
+                         "base_url": f"{upstream_url}/deepseek/v1"},
+            "mistral": {"type": "mistral", "api_key": key,
+                        "base_url": f"{upstream_url}/mistral/v1"},
+            "x": {"type": "x", "api_key": key, "base_url": f"{upstream_url}/xai/v1"},
+            "volcengine": {"type": "volcengine", "api_key": key,
+                           "base_url": f"{upstream_url}/api/v3"},
+            "local": {"type": "openai-compatible", "base_url": f"{upstream_url}/local/v1",
+                      "models": ["llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B"]},
+            "dead": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
+                     "models": ["dead-model"], "timeout": {"connect": 2}},
+        },
+        "models": {
+            "balanced": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"},
+                                         {"provider": "deepseek", "model": "deepseek-chat"}],
+                         "aliases": ["team-default"]},
+        },
+        "aliases": {"fast": "gpt-4o-mini"},
+    }
+    data.update(overrides)
+    return data
+
+
+def start_gateway(background: BackgroundLoop, settings_data: dict[str, Any]) -> RunningGateway:
+    settings = Settings.model_validate(settings_data)
+    check_references(settings)
+    memory = MemoryWriter()
+    services = build_services(settings, MasterKey(hash_key(MASTER_KEY), "test"), [memory])
+    port = free_port()
+    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, loop="asyncio",
+                            http="httptools", lifespan="on", access_log=False,
+                            log_level="warning")
+    server = uvicorn.Server(config)
+
+    async def serve() -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.005)
+        return task
+
+    task = background.run(serve())
+    return RunningGateway(f"http://127.0.0.1:{port}/v1", services, memory, server, background,
+                          task)
+
+
+@pytest.fixture(scope="session")
+def gateway(background: BackgroundLoop, upstream: SimulatedUpstream) -> Iterator[RunningGateway]:
+    running = start_gateway(background, upstream_settings(upstream.base_url))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def client(gateway: RunningGateway) -> openai.OpenAI:
+    return gateway.client()

@@ -37,12 +37,16 @@ def new_master_key() -> str:
 def master_key(settings: Settings, *, rotate: bool = False) -> MasterKey:
     """From the settings, else the hash stored in the state file, else a new one."""
     if settings.master_key is not None and not rotate:
-        return MasterKey(hash_key(settings.master_key.get_secret_value()),
-                         "the master_key setting (config or CROSSWAY_MASTER_KEY)")
+        return MasterKey(
+            hash_key(settings.master_key.get_secret_value()),
+            "the master_key setting (config or CROSSWAY_MASTER_KEY)",
+        )
     path = sqlite_path(settings.database_url)
     if path is None:
-        raise ConfigError(settings.source, [(
-            "master_key", "required when database_url is not SQLite (set CROSSWAY_MASTER_KEY)")])
+        raise ConfigError(
+            settings.source,
+            [("master_key", "required when database_url is not SQLite (set CROSSWAY_MASTER_KEY)")],
+        )
     store = MetaStore(path)
     stored = store.get(MASTER_KEY_HASH)
     if stored is not None and not rotate:
@@ -54,21 +58,31 @@ def master_key(settings: Settings, *, rotate: bool = False) -> MasterKey:
     return MasterKey(hash_key(key), f"generated now and stored (hashed) in {path}", key)
 
 
-def build_services(settings: Settings, master: MasterKey,
-                   writers: list[UsageWriter] | None = None, catalog: Catalog | None = None
-                   ) -> Services:
+def build_services(
+    settings: Settings,
+    master: MasterKey,
+    writers: list[UsageWriter] | None = None,
+    catalog: Catalog | None = None,
+) -> Services:
     catalog = catalog or Catalog.load()
     providers: dict[str, Provider] = {
-        name: PROVIDER_TYPES[cfg.type](name, cfg) for name, cfg in settings.providers.items()}
+        name: PROVIDER_TYPES[cfg.type](name, cfg) for name, cfg in settings.providers.items()
+    }
     transports = {name: Transport(p) for name, p in providers.items()}
     table = ModelTable.build(settings, catalog, providers, transports)
     router = Router(table, PROVIDER_TYPES, providers)
     if writers is None:
         writers = [LogWriter()] if settings.log_requests else []
     return Services(
-        settings=settings, catalog=catalog, transports=transports, table=table, router=router,
+        settings=settings,
+        catalog=catalog,
+        transports=transports,
+        table=table,
+        router=router,
         health=Health(settings.routing.failure_threshold, settings.routing.cooldown_seconds),
-        usage=UsageRecorder(writers), auth=Authenticator(master.hash))
+        usage=UsageRecorder(writers),
+        auth=Authenticator(master.hash),
+    )
 
 
 def create_app(services: Services) -> CrosswayApp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -32,16 +33,18 @@ def _banner(settings: Settings, services_models: int, key_line: str) -> str:
         f"  auth:      Authorization: Bearer <master key>; {key_line}",
     ]
     if not settings.providers:
-        lines.append("  no provider is configured: set OPENAI_API_KEY (or another vendor's key), "
-                     "write crossway.yaml, or try `crossway serve --demo`")
+        lines.append(
+            "  no provider is configured: set OPENAI_API_KEY (or another vendor's key), "
+            "write crossway.yaml, or try `crossway serve --demo`"
+        )
     return "\n".join(lines)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from crossway.app import MasterKey, build_services, create_app, master_key
     from crossway.api.auth import hash_key
+    from crossway.app import MasterKey, build_services, create_app, master_key
 
     settings = _load(args)
     upstream_sock = None
@@ -58,8 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         master = master_key(settings)
         if master.new_key:
-            key_line = (f"a new master key was generated (shown once, keep it):\n\n"
-                        f"      {master.new_key}\n")
+            key_line = (
+                f"a new master key was generated (shown once, keep it):\n\n      {master.new_key}\n"
+            )
         else:
             key_line = f"master key from {master.source}"
     services = build_services(settings, master)
@@ -68,29 +72,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from crossway.testing import SimulatedUpstream
 
         simulated = SimulatedUpstream()
-        app.on_startup.insert(0, lambda: simulated.start_on_socket(upstream_sock))
+        sock = upstream_sock
+
+        async def start_simulated() -> None:
+            await simulated.start_on_socket(sock)
+
+        app.on_startup.insert(0, start_simulated)
         app.on_shutdown.append(simulated.stop)
-        key_line += "\n  demo:      every provider is Crossway's simulated upstream; answers " \
-                    "are simulated"
+        key_line += (
+            "\n  demo:      every provider is Crossway's simulated upstream; answers are simulated"
+        )
     banner = _banner(settings, len(services.table.deployments), key_line)
 
-    async def announce() -> None:
-        print(banner, flush=True)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # listening now: only then say so
+                print(banner, flush=True)
 
-    app.on_startup.append(announce)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    async def farewell() -> None:
+        print(f"Crossway stopped; usage events dropped: {services.usage.dropped}", flush=True)
+
+    app.on_shutdown.append(farewell)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if settings.server.server == "granian":
         print("granian is not wired yet; using uvicorn", file=sys.stderr)
-    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
-                            loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                            log_level="warning", timeout_keep_alive=30)
-    uvicorn.Server(config).run()
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+    )
+    Server(config).run()
     return 0
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from crossway.app import build_services
-    from crossway.app import MasterKey
+    from crossway.app import MasterKey, build_services
 
     settings = _load(args)
     services = build_services(settings, MasterKey(b"", "check"), writers=[])
@@ -106,8 +131,10 @@ def cmd_master_key_rotate(args: argparse.Namespace) -> int:
 
     settings = _load(args)
     if settings.master_key is not None:
-        print("the master key comes from the config or CROSSWAY_MASTER_KEY; change it there",
-              file=sys.stderr)
+        print(
+            "the master key comes from the config or CROSSWAY_MASTER_KEY; change it there",
+            file=sys.stderr,
+        )
         return 1
     new = master_key(settings, rotate=True)
     print(f"new master key (shown once, keep it): {new.new_key}")
@@ -119,16 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", "-c", help="settings file (default: $CROSSWAY_CONFIG, "
-                       "./crossway.yaml, else the environment)")
+        p.add_argument(
+            "--config",
+            "-c",
+            help="settings file (default: $CROSSWAY_CONFIG, ./crossway.yaml, else the environment)",
+        )
         return p
 
     serve = with_config(sub.add_parser("serve", help="run the gateway"))
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--server", choices=["uvicorn", "granian"])
-    serve.add_argument("--demo", action="store_true",
-                       help="wire every provider to the built-in simulated upstream")
+    serve.add_argument(
+        "--demo", action="store_true", help="wire every provider to the built-in simulated upstream"
+    )
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="settings")

@@ -24,8 +24,10 @@ class ConfigError(Exception):
     def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
         self.source = source
         self.problems = problems
-        lines = [f"{source}: {field}: {reason}" if field else f"{source}: {reason}"
-                 for field, reason in problems]
+        lines = [
+            f"{source}: {field}: {reason}" if field else f"{source}: {reason}"
+            for field, reason in problems
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -52,7 +54,7 @@ class ProviderConfig(_Strict):
     catalog_models: bool | None = None
     # ask for usage in streams (stream_options.include_usage); None: the vendor's default
     stream_usage: bool | None = None
-    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
+    timeout: TimeoutConfig = Field(default_factory=lambda: TimeoutConfig())
     max_connections: int = Field(1000, ge=1)
 
     @field_validator("base_url")
@@ -103,8 +105,8 @@ class Settings(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, str] = Field(default_factory=dict)
-    routing: RoutingConfig = Field(default_factory=RoutingConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
+    routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     log_requests: bool = True
     # where the settings came from, for messages ("crossway.yaml", "environment")
     source: str = Field("environment", exclude=True)
@@ -121,22 +123,47 @@ class Settings(_Strict):
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _interpolate(node: Any, environ: Mapping[str, str], path: str, errors: list[tuple[str, str]]) -> Any:
+def _hide_refs(text: str) -> tuple[str, list[re.Match[str]]]:
+    """Swap each ${VAR} for a plain token before parsing, so `{api_key: ${KEY}}` is valid YAML."""
+    refs: list[re.Match[str]] = []
+
+    def token(match: re.Match[str]) -> str:
+        refs.append(match)
+        return f"CWENVREF{len(refs) - 1}X"
+
+    return _ENV_REF.sub(token, text), refs
+
+
+_TOKEN = re.compile(r"CWENVREF(\d+)X")
+
+
+def _interpolate(
+    node: Any,
+    refs: list[re.Match[str]],
+    environ: Mapping[str, str],
+    path: str,
+    errors: list[tuple[str, str]],
+) -> Any:
     if isinstance(node, dict):
-        return {k: _interpolate(v, environ, f"{path}.{k}" if path else str(k), errors)
-                for k, v in node.items()}
+        return {
+            k: _interpolate(v, refs, environ, f"{path}.{k}" if path else str(k), errors)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_interpolate(v, environ, f"{path}[{i}]", errors) for i, v in enumerate(node)]
-    if isinstance(node, str) and "${" in node:
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in environ and environ[name] != "":
+        return [_interpolate(v, refs, environ, f"{path}[{i}]", errors) for i, v in enumerate(node)]
+    if isinstance(node, str) and "CWENVREF" in node:
+
+        def replace(found: re.Match[str]) -> str:
+            ref = refs[int(found.group(1))]
+            name, default = ref.group(1), ref.group(2)
+            if environ.get(name):
                 return environ[name]
             if default is not None:
                 return default
             errors.append((path, f"environment variable {name} is not set"))
             return ""
-        value = _ENV_REF.sub(replace, node)
+
+        value = _TOKEN.sub(replace, node)
         return None if value == "" else value
     return node
 
@@ -146,7 +173,7 @@ def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX) or key == "CROSSWAY_CONFIG":
             continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not parts:
             continue
         node = data
@@ -200,6 +227,7 @@ def load_settings(
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(source, [("", f"cannot read the file: {exc.strerror}")]) from None
+        text, refs = _hide_refs(text)
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -212,7 +240,7 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError(source, [("", "the top level must be a mapping of settings")])
         errors: list[tuple[str, str]] = []
-        data = _interpolate(loaded, env, "", errors)
+        data = _interpolate(loaded, refs, env, "", errors)
         if errors:
             raise ConfigError(source, errors)
     _env_overrides(data, env)
@@ -230,17 +258,26 @@ def check_references(settings: Settings) -> None:
         cls = PROVIDER_TYPES.get(provider.type)
         if cls is None:
             known = ", ".join(sorted(PROVIDER_TYPES))
-            problems.append((f"providers.{name}.type",
-                             f"unknown provider type {provider.type!r}; known types: {known}"))
+            problems.append(
+                (
+                    f"providers.{name}.type",
+                    f"unknown provider type {provider.type!r}; known types: {known}",
+                )
+            )
             continue
-        problems.extend((f"providers.{name}.{field}", reason)
-                        for field, reason in cls.check_config(provider))
+        problems.extend(
+            (f"providers.{name}.{field}", reason) for field, reason in cls.check_config(provider)
+        )
     for model, cfg in settings.models.items():
         for i, dep in enumerate(cfg.deployments):
             if dep.provider not in settings.providers:
                 known = ", ".join(sorted(settings.providers)) or "none configured"
-                problems.append((f"models.{model}.deployments[{i}].provider",
-                                 f"unknown provider {dep.provider!r}; configured: {known}"))
+                problems.append(
+                    (
+                        f"models.{model}.deployments[{i}].provider",
+                        f"unknown provider {dep.provider!r}; configured: {known}",
+                    )
+                )
     for alias, target in settings.aliases.items():
         if alias == target:
             problems.append((f"aliases.{alias}", "an alias cannot point to itself"))

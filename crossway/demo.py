@@ -28,10 +28,17 @@ def demo_settings(upstream_url: str, base: Settings) -> Settings:
     for vendor in PROVIDER_TYPES:
         if vendor == "openai-compatible":
             continue
-        providers[vendor] = {"type": vendor, "api_key": f"demo-{vendor}",
-                             "base_url": f"{upstream_url}/{vendor}/v1", "catalog_models": True}
-    providers["local"] = {"type": "openai-compatible", "base_url": f"{upstream_url}/local/v1",
-                          "models": [DEMO_LOCAL_MODEL]}
+        providers[vendor] = {
+            "type": vendor,
+            "api_key": f"demo-{vendor}",
+            "base_url": f"{upstream_url}/{vendor}/v1",
+            "catalog_models": True,
+        }
+    providers["local"] = {
+        "type": "openai-compatible",
+        "base_url": f"{upstream_url}/local/v1",
+        "models": [DEMO_LOCAL_MODEL],
+    }
     data = base.model_dump(exclude={"source"})
     data["providers"] = providers
     data["models"] = {}

@@ -19,9 +19,9 @@ import openai
 import pytest
 import uvicorn
 
+from crossway.api.auth import hash_key
 from crossway.api.services import Services
 from crossway.app import MasterKey, build_services, create_app
-from crossway.api.auth import hash_key
 from crossway.config import Settings, check_references
 from crossway.testing import SimulatedUpstream
 from crossway.usage import MemoryWriter, UsageEvent
@@ -117,24 +117,49 @@ def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
         "log_requests": False,
         "providers": {
             "openai": {"type": "openai", "api_key": key, "base_url": f"{upstream_url}/v1"},
-            "azure-eu": {"type": "azure", "api_key": key, "base_url": f"{upstream_url}/azure",
-                         "api_version": "2024-10-21", "models": {"gpt-4o": "gpt4o-prod"}},
-            "deepseek": {"type": "deepseek", "api_key": key,
-                         "base_url": f"{upstream_url}/deepseek/v1"},
-            "mistral": {"type": "mistral", "api_key": key,
-                        "base_url": f"{upstream_url}/mistral/v1"},
+            "azure-eu": {
+                "type": "azure",
+                "api_key": key,
+                "base_url": f"{upstream_url}/azure",
+                "api_version": "2024-10-21",
+                "models": {"gpt-4o": "gpt4o-prod"},
+            },
+            "deepseek": {
+                "type": "deepseek",
+                "api_key": key,
+                "base_url": f"{upstream_url}/deepseek/v1",
+            },
+            "mistral": {
+                "type": "mistral",
+                "api_key": key,
+                "base_url": f"{upstream_url}/mistral/v1",
+            },
             "x": {"type": "x", "api_key": key, "base_url": f"{upstream_url}/xai/v1"},
-            "volcengine": {"type": "volcengine", "api_key": key,
-                           "base_url": f"{upstream_url}/api/v3"},
-            "local": {"type": "openai-compatible", "base_url": f"{upstream_url}/local/v1",
-                      "models": ["llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B"]},
-            "dead": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1",
-                     "models": ["dead-model"], "timeout": {"connect": 2}},
+            "volcengine": {
+                "type": "volcengine",
+                "api_key": key,
+                "base_url": f"{upstream_url}/api/v3",
+            },
+            "local": {
+                "type": "openai-compatible",
+                "base_url": f"{upstream_url}/local/v1",
+                "models": ["llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B"],
+            },
+            "dead": {
+                "type": "openai-compatible",
+                "base_url": "http://127.0.0.1:9/v1",
+                "models": ["dead-model"],
+                "timeout": {"connect": 2},
+            },
         },
         "models": {
-            "balanced": {"deployments": [{"provider": "openai", "model": "gpt-4o-mini"},
-                                         {"provider": "deepseek", "model": "deepseek-chat"}],
-                         "aliases": ["team-default"]},
+            "balanced": {
+                "deployments": [
+                    {"provider": "openai", "model": "gpt-4o-mini"},
+                    {"provider": "deepseek", "model": "deepseek-chat"},
+                ],
+                "aliases": ["team-default"],
+            },
         },
         "aliases": {"fast": "gpt-4o-mini"},
     }
@@ -148,9 +173,16 @@ def start_gateway(background: BackgroundLoop, settings_data: dict[str, Any]) -> 
     memory = MemoryWriter()
     services = build_services(settings, MasterKey(hash_key(MASTER_KEY), "test"), [memory])
     port = free_port()
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, loop="asyncio",
-                            http="httptools", lifespan="on", access_log=False,
-                            log_level="warning")
+    config = uvicorn.Config(
+        create_app(services),
+        host="127.0.0.1",
+        port=port,
+        loop="asyncio",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+    )
     server = uvicorn.Server(config)
 
     async def serve() -> asyncio.Task[None]:
@@ -163,8 +195,7 @@ def start_gateway(background: BackgroundLoop, settings_data: dict[str, Any]) -> 
         return task
 
     task = background.run(serve())
-    return RunningGateway(f"http://127.0.0.1:{port}/v1", services, memory, server, background,
-                          task)
+    return RunningGateway(f"http://127.0.0.1:{port}/v1", services, memory, server, background, task)
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 
-from crossway.api import ops
 from crossway.api import openai as openai_door
+from crossway.api import ops
 from crossway.api.auth import token_from
 from crossway.api.http import Receive, Request, Scope, Send
 from crossway.api.routes import Route
@@ -29,14 +29,16 @@ def _aliases(routes: Iterable[Route]) -> list[Route]:
     out = list(routes)
     for route in routes:
         if route.path.startswith("/v1/"):
-            out.append(Route(route.method, route.path[3:], route.handler, route.auth,
-                             route.render_error))
+            out.append(
+                Route(route.method, route.path[3:], route.handler, route.auth, route.render_error)
+            )
     return out
 
 
 class CrosswayApp:
-    def __init__(self, services: Services, on_startup: Iterable[Hook] = (),
-                 on_shutdown: Iterable[Hook] = ()) -> None:
+    def __init__(
+        self, services: Services, on_startup: Iterable[Hook] = (), on_shutdown: Iterable[Hook] = ()
+    ) -> None:
         self.services = services
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
@@ -70,22 +72,29 @@ class CrosswayApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope, receive, send, self.services, "req_" + os.urandom(12).hex())
-        render = openai_dialect.error_body
+        render: Callable[[GatewayError], bytes] = openai_dialect.error_body
         try:
             methods = self._find(scope["path"])
             if methods is None:
-                raise NotFound(f"no such endpoint: {scope['method']} {scope['path']}",
-                               code="unknown_url", retryable=False)
+                raise NotFound(
+                    f"no such endpoint: {scope['method']} {scope['path']}",
+                    code="unknown_url",
+                    retryable=False,
+                )
             route = methods.get(scope["method"])
             if route is None:
                 raise InvalidRequest(
                     f"method {scope['method']} is not allowed on {scope['path']}; use "
-                    + " or ".join(sorted(methods)), status=405, code="method_not_allowed",
-                    retryable=False)
+                    + " or ".join(sorted(methods)),
+                    status=405,
+                    code="method_not_allowed",
+                    retryable=False,
+                )
             render = route.render_error
             if route.auth:
-                token = token_from(req.header(b"authorization"),
-                                   req.header(b"api-key") or req.header(b"x-api-key"))
+                token = token_from(
+                    req.header(b"authorization"), req.header(b"api-key") or req.header(b"x-api-key")
+                )
                 req.principal = self.services.auth.authenticate(token)
             await route.handler(req)
         except GatewayError as err:
@@ -95,7 +104,8 @@ class CrosswayApp:
             log.exception("unexpected error in request %s", req.request_id)
             if not req.response_started:
                 await req.respond_error(
-                    GatewayError(f"internal error; request id {req.request_id}"), render)
+                    GatewayError(f"internal error; request id {req.request_id}"), render
+                )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -44,8 +44,11 @@ class Authenticator:
         if not token:
             raise AuthenticationFailed(
                 "no API key: send it as 'Authorization: Bearer <key>'",
-                code="missing_api_key", retryable=False)
+                code="missing_api_key",
+                retryable=False,
+            )
         if hmac.compare_digest(hash_key(token), self._master):
             return MASTER
-        raise AuthenticationFailed("the API key is not valid", code="invalid_api_key",
-                                   retryable=False)
+        raise AuthenticationFailed(
+            "the API key is not valid", code="invalid_api_key", retryable=False
+        )

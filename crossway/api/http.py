@@ -27,11 +27,22 @@ JSON = b"application/json"
 class Request:
     """One request in flight: its ASGI channels, id, caller, and whether we answered yet."""
 
-    __slots__ = ("_query", "principal", "receive", "request_id", "scope", "send", "services",
-                 "started", "wall_started", "response_started")
+    __slots__ = (
+        "_query",
+        "principal",
+        "receive",
+        "request_id",
+        "response_started",
+        "scope",
+        "send",
+        "services",
+        "started",
+        "wall_started",
+    )
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, services: Services,
-                 request_id: str) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, services: Services, request_id: str
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -98,8 +109,9 @@ class Request:
         self.response_started = True
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
 
-    async def respond(self, status: int, body: bytes, headers: Headers | None = None,
-                      content_type: bytes = JSON) -> None:
+    async def respond(
+        self, status: int, body: bytes, headers: Headers | None = None, content_type: bytes = JSON
+    ) -> None:
         out = self.base_headers()
         out.append((b"content-type", content_type))
         if headers:
@@ -107,8 +119,9 @@ class Request:
         await self.start(status, out)
         await self.send({"type": "http.response.body", "body": body})
 
-    async def respond_error(self, err: GatewayError, render: Callable[[GatewayError], bytes]
-                            ) -> None:
+    async def respond_error(
+        self, err: GatewayError, render: Callable[[GatewayError], bytes]
+    ) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in err.headers.items()]
         if err.retryable is not None:
             headers.append((b"x-should-retry", b"true" if err.retryable else b"false"))
@@ -116,5 +129,8 @@ class Request:
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes",
-                           code="request_too_large", retryable=False)
+    return PayloadTooLarge(
+        f"the request body is larger than the limit of {limit} bytes",
+        code="request_too_large",
+        retryable=False,
+    )

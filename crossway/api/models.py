@@ -33,18 +33,21 @@ def model_object(services: Services, model_id: str) -> dict[str, Any]:
         "aliases": aliases,
     }
     if info is not None:
-        obj.update({
-            "context_length": info.context_length,
-            "max_output_tokens": info.max_output_tokens,
-            "architecture": {
-                "modality": "+".join(info.input_modalities) + "->"
-                + "+".join(info.output_modalities),
-                "input_modalities": list(info.input_modalities),
-                "output_modalities": list(info.output_modalities),
-            },
-            "pricing": info.pricing.per_token(),
-            "supported_parameters": list(info.supported_parameters),
-        })
+        obj.update(
+            {
+                "context_length": info.context_length,
+                "max_output_tokens": info.max_output_tokens,
+                "architecture": {
+                    "modality": "+".join(info.input_modalities)
+                    + "->"
+                    + "+".join(info.output_modalities),
+                    "input_modalities": list(info.input_modalities),
+                    "output_modalities": list(info.output_modalities),
+                },
+                "pricing": info.pricing.per_token(),
+                "supported_parameters": list(info.supported_parameters),
+            }
+        )
     return obj
 
 
@@ -58,12 +61,15 @@ def _csv(req: Request, name: str, allowed: frozenset[str] | None = None) -> list
         if bad:
             raise InvalidRequest(
                 f"unknown value {bad[0]!r} for '{name}'; allowed: "
-                + ", ".join(sorted(allowed)) + ", all", param=name, retryable=False)
+                + ", ".join(sorted(allowed))
+                + ", all",
+                param=name,
+                retryable=False,
+            )
     return values
 
 
-def _matches(obj: dict[str, Any], params: list[str], inputs: list[str], outputs: list[str]
-             ) -> bool:
+def _matches(obj: dict[str, Any], params: list[str], inputs: list[str], outputs: list[str]) -> bool:
     arch = obj.get("architecture") or {}
     have_in = set(arch.get("input_modalities") or ("text",))
     have_out = set(arch.get("output_modalities") or ("text",))
@@ -84,20 +90,27 @@ async def list_models(req: Request) -> None:
     params = _csv(req, "supported_parameters")
     inputs = _csv(req, "input_modalities", INPUT_MODALITIES)
     outputs = _csv(req, "output_modalities", OUTPUT_MODALITIES)
-    data = [obj for obj in (model_object(services, m) for m in sorted(services.table.deployments))
-            if _matches(obj, params, inputs, outputs)]
+    data = [
+        obj
+        for obj in (model_object(services, m) for m in sorted(services.table.deployments))
+        if _matches(obj, params, inputs, outputs)
+    ]
     await req.respond(200, orjson.dumps({"object": "list", "data": data}))
 
 
 async def get_model(req: Request) -> None:
     services = req.services
-    requested = req.path[len("/v1/models/"):]
+    requested = req.path[len("/v1/models/") :]
     model_id = services.table.canonical(requested)
     if model_id is None and "/" in requested:
         prefix, rest = requested.split("/", 1)
         if prefix in services.router.pins:
             model_id = services.table.canonical(rest)
     if model_id is None:
-        raise NotFound(f"model {requested!r} is not served here; GET /v1/models lists them",
-                       param="model", code="model_not_found", retryable=False)
+        raise NotFound(
+            f"model {requested!r} is not served here; GET /v1/models lists them",
+            param="model",
+            code="model_not_found",
+            retryable=False,
+        )
     await req.respond(200, orjson.dumps(model_object(services, model_id)))

@@ -15,33 +15,54 @@ from crossway.errors import InvalidRequest
 
 def parse_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
-        raise InvalidRequest("the request body is empty; expected a JSON object",
-                             code="invalid_json", retryable=False)
+        raise InvalidRequest(
+            "the request body is empty; expected a JSON object",
+            code="invalid_json",
+            retryable=False,
+        )
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="invalid_json",
-                             retryable=False) from None
+        raise InvalidRequest(
+            f"the request body is not valid JSON: {exc}", code="invalid_json", retryable=False
+        ) from None
     if not isinstance(payload, dict):
         raise InvalidRequest(
             f"the request body must be a JSON object, not {type(payload).__name__}",
-            code="invalid_json", retryable=False)
+            code="invalid_json",
+            retryable=False,
+        )
     return payload
 
 
 def _missing(field: str) -> InvalidRequest:
-    return InvalidRequest(f"missing required parameter: '{field}'", param=field,
-                          code="missing_required_parameter", retryable=False)
+    return InvalidRequest(
+        f"missing required parameter: '{field}'",
+        param=field,
+        code="missing_required_parameter",
+        retryable=False,
+    )
 
 
 def _wrong_type(field: str, expected: str, value: Any) -> InvalidRequest:
-    return InvalidRequest(f"'{field}' must be {expected}, not {_json_type(value)}", param=field,
-                          code="invalid_type", retryable=False)
+    return InvalidRequest(
+        f"'{field}' must be {expected}, not {_json_type(value)}",
+        param=field,
+        code="invalid_type",
+        retryable=False,
+    )
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number", type(None): "null"}.get(type(value), "a value")
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), "a value")
 
 
 def requested_model(req: Request, payload: dict[str, Any]) -> str:
@@ -65,14 +86,21 @@ def _check_messages(payload: dict[str, Any]) -> None:
     if not isinstance(messages, list):
         raise _wrong_type("messages", "an array of messages", messages)
     if not messages:
-        raise InvalidRequest("'messages' must contain at least one message", param="messages",
-                             code="empty_array", retryable=False)
+        raise InvalidRequest(
+            "'messages' must contain at least one message",
+            param="messages",
+            code="empty_array",
+            retryable=False,
+        )
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _wrong_type(f"messages[{i}]", "an object", message)
         if not isinstance(message.get("role"), str):
-            raise InvalidRequest(f"'messages[{i}].role' is required and must be a string",
-                                 param=f"messages[{i}].role", retryable=False)
+            raise InvalidRequest(
+                f"'messages[{i}].role' is required and must be a string",
+                param=f"messages[{i}].role",
+                retryable=False,
+            )
 
 
 async def chat_completions(req: Request) -> None:

@@ -27,14 +27,25 @@ _EVENT_STREAM = b"text/event-stream"
 
 def _usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> UsageEvent:
     assert req.principal is not None
-    return UsageEvent(request_id=req.request_id, started_at=req.wall_started, endpoint=endpoint,
-                      principal=req.principal.id, stream=stream, model_requested=route.requested,
-                      model=route.model)
+    return UsageEvent(
+        request_id=req.request_id,
+        started_at=req.wall_started,
+        endpoint=endpoint,
+        principal=req.principal.id,
+        stream=stream,
+        model_requested=route.requested,
+        model=route.model,
+    )
 
 
-async def _send(req: Request, route: Route, operation: str, payload: dict[str, Any],
-                event: UsageEvent, add_stream_usage: bool
-                ) -> tuple[aiohttp.ClientResponse, Deployment]:
+async def _send(
+    req: Request,
+    route: Route,
+    operation: str,
+    payload: dict[str, Any],
+    event: UsageEvent,
+    add_stream_usage: bool,
+) -> tuple[aiohttp.ClientResponse, Deployment]:
     """Try the route's deployments in order until one answers without a server-side failure."""
     health = req.services.health
     last: GatewayError | None = None
@@ -43,18 +54,24 @@ async def _send(req: Request, route: Route, operation: str, payload: dict[str, A
         provider = dep.provider
         event.attempts = attempt
         event.provider, event.vendor, event.upstream_model = (
-            provider.name, provider.vendor, dep.upstream_model)
+            provider.name,
+            provider.vendor,
+            dep.upstream_model,
+        )
         payload["model"] = dep.upstream_model
         if add_stream_usage:
             if provider.stream_usage:
                 options = payload.get("stream_options")
-                payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                             "include_usage": True}
+                payload["stream_options"] = {
+                    **(options if isinstance(options, dict) else {}),
+                    "include_usage": True,
+                }
             else:
                 payload.pop("stream_options", None)
         try:
-            resp = await dep.transport.post(provider.url(operation, dep.upstream_model),
-                                            orjson.dumps(payload))
+            resp = await dep.transport.post(
+                provider.url(operation, dep.upstream_model), orjson.dumps(payload)
+            )
         except UpstreamError as exc:
             health.failure(dep)
             last = exc
@@ -79,8 +96,10 @@ async def _send(req: Request, route: Route, operation: str, payload: dict[str, A
 
 
 def _response_headers(req: Request, resp: aiohttp.ClientResponse, dep: Deployment) -> Headers:
-    headers = [(b"x-crossway-provider", dep.provider.name.encode()),
-               (b"x-crossway-model", dep.model.encode())]
+    headers = [
+        (b"x-crossway-provider", dep.provider.name.encode()),
+        (b"x-crossway-model", dep.model.encode()),
+    ]
     upstream_id = resp.headers.get(dep.provider.request_id_header)
     if upstream_id:
         headers.append((b"x-upstream-request-id", upstream_id.encode("latin-1")))
@@ -99,8 +118,9 @@ def _finish(req: Request, event: UsageEvent, status: int, error: GatewayError | 
     req.services.usage.record(event)
 
 
-async def relay_json(req: Request, endpoint: str, operation: str, route: Route,
-                     payload: dict[str, Any]) -> None:
+async def relay_json(
+    req: Request, endpoint: str, operation: str, route: Route, payload: dict[str, Any]
+) -> None:
     """A non-streaming request: the upstream's JSON answer goes back as it came."""
     event = _usage_event(req, endpoint, route, stream=False)
     try:
@@ -110,7 +130,9 @@ async def relay_json(req: Request, endpoint: str, operation: str, route: Route,
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(
                 f"upstream {dep.provider.name} ({dep.provider.vendor}) failed while answering: "
-                f"{type(exc).__name__}", vendor=dep.provider.vendor) from None
+                f"{type(exc).__name__}",
+                vendor=dep.provider.vendor,
+            ) from None
         finally:
             resp.release()
         event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
@@ -119,9 +141,15 @@ async def relay_json(req: Request, endpoint: str, operation: str, route: Route,
         except orjson.JSONDecodeError:
             raise UpstreamError(
                 f"upstream {dep.provider.name} ({dep.provider.vendor}) answered with a body that "
-                "is not JSON", vendor=dep.provider.vendor) from None
-        await req.respond(resp.status, raw, _response_headers(req, resp, dep),
-                          content_type=resp.headers.get("content-type", "").encode() or JSON)
+                "is not JSON",
+                vendor=dep.provider.vendor,
+            ) from None
+        await req.respond(
+            resp.status,
+            raw,
+            _response_headers(req, resp, dep),
+            content_type=resp.headers.get("content-type", "").encode() or JSON,
+        )
     except GatewayError as err:
         _finish(req, event, err.status, err)
         raise
@@ -171,10 +199,9 @@ class _StreamUsage:
             out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         kept = []
         for raw_event in out.split(b"\n\n"):
-            if b'"usage"' in raw_event:
-                raw_event = self._one(raw_event)
-            if raw_event is not None:
-                kept.append(raw_event)
+            kept_event = self._one(raw_event) if b'"usage"' in raw_event else raw_event
+            if kept_event is not None:
+                kept.append(kept_event)
         return b"\n\n".join(kept)
 
     def _one(self, raw_event: bytes) -> bytes | None:
@@ -198,21 +225,25 @@ class _StreamUsage:
         return raw_event
 
 
-async def relay_stream(req: Request, endpoint: str, route: Route, payload: dict[str, Any],
-                       client_wants_usage: bool) -> None:
+async def relay_stream(
+    req: Request, endpoint: str, route: Route, payload: dict[str, Any], client_wants_usage: bool
+) -> None:
     """A streaming request: forward events as they arrive; cancel upstream if the client goes."""
     event = _usage_event(req, endpoint, route, stream=True)
     try:
-        resp, dep = await _send(req, route, "chat", payload, event,
-                                add_stream_usage=not client_wants_usage)
+        resp, dep = await _send(
+            req, route, "chat", payload, event, add_stream_usage=not client_wants_usage
+        )
     except GatewayError as err:
         _finish(req, event, err.status, err)
         raise
     event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
     headers = req.base_headers()
-    headers += [(b"content-type", resp.headers.get("content-type", "").encode()
-                 or _EVENT_STREAM),
-                (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+    headers += [
+        (b"content-type", resp.headers.get("content-type", "").encode() or _EVENT_STREAM),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),
+    ]
     headers += _response_headers(req, resp, dep)
     usage = _StreamUsage(strip=not client_wants_usage)
     status, error = 200, None
@@ -225,16 +256,19 @@ async def relay_stream(req: Request, endpoint: str, route: Route, payload: dict[
         if error is not None:
             status = error.status
             if not reported:
-                await req.send({"type": "http.response.body",
-                                "body": openai_dialect.stream_error_event(error),
-                                "more_body": True})
+                await req.send(
+                    {
+                        "type": "http.response.body",
+                        "body": openai_dialect.stream_error_event(error),
+                        "more_body": True,
+                    }
+                )
         await req.send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not watcher.done() or watcher.cancelled():
             raise
         relay_task.uncancel()  # our own cancel: the client went away
-        status, error = 499, GatewayError("the client closed the connection",
-                                          kind="client_closed")
+        status, error = 499, GatewayError("the client closed the connection", kind="client_closed")
     finally:
         watcher.cancel()
         resp.close()  # on early exit this drops the upstream connection, which cancels it
@@ -242,8 +276,13 @@ async def relay_stream(req: Request, endpoint: str, route: Route, payload: dict[
         _finish(req, event, status, error)
 
 
-async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
-                usage: _StreamUsage, event: UsageEvent) -> tuple[GatewayError | None, bool]:
+async def _pump(
+    req: Request,
+    resp: aiohttp.ClientResponse,
+    dep: Deployment,
+    usage: _StreamUsage,
+    event: UsageEvent,
+) -> tuple[GatewayError | None, bool]:
     """Forward upstream bytes. If the stream broke: the error, and whether upstream said so."""
     send = req.send
     pending = b""
@@ -268,7 +307,9 @@ async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
     except (aiohttp.ClientError, TimeoutError) as exc:
         return UpstreamError(
             f"upstream {dep.provider.name} ({dep.provider.vendor}) stream broke: "
-            f"{type(exc).__name__}", vendor=dep.provider.vendor), False
+            f"{type(exc).__name__}",
+            vendor=dep.provider.vendor,
+        ), False
     if pending.strip():  # a last event without its blank line
         out = usage.process(pending + b"\n\n")
         last = out
@@ -278,11 +319,15 @@ async def _pump(req: Request, resp: aiohttp.ClientResponse, dep: Deployment,
         return None, False
     if b'"error"' in final_event:  # the upstream reported its own in-stream error, already relayed
         return UpstreamError(
-            f"upstream {dep.provider.name} ({dep.provider.vendor}) reported an error in the "
-            "stream", vendor=dep.provider.vendor, kind="upstream_stream_error"), True
+            f"upstream {dep.provider.name} ({dep.provider.vendor}) reported an error in the stream",
+            vendor=dep.provider.vendor,
+            kind="upstream_stream_error",
+        ), True
     return UpstreamError(
-        f"upstream {dep.provider.name} ({dep.provider.vendor}) ended the stream before "
-        "completion", vendor=dep.provider.vendor, kind="upstream_incomplete"), False
+        f"upstream {dep.provider.name} ({dep.provider.vendor}) ended the stream before completion",
+        vendor=dep.provider.vendor,
+        kind="upstream_incomplete",
+    ), False
 
 
 async def _cancel_on_disconnect(req: Request, relay: asyncio.Task[Any]) -> None:

@@ -40,8 +40,10 @@ class Pricing:
 
     def per_token(self) -> dict[str, str]:
         """OpenRouter's shape: decimal strings, USD per token (per unit for the others)."""
-        out = {"prompt": _dec(self.input / _PER_MILLION),
-               "completion": _dec(self.output / _PER_MILLION)}
+        out = {
+            "prompt": _dec(self.input / _PER_MILLION),
+            "completion": _dec(self.output / _PER_MILLION),
+        }
         if self.cached_input is not None:
             out["input_cache_read"] = _dec(self.cached_input / _PER_MILLION)
         if self.cache_write is not None:
@@ -110,7 +112,7 @@ class Catalog:
     def load(cls, path: Path = CATALOG_FILE) -> Catalog:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+            data = yaml.load(fh, Loader=loader)
         return cls([_model(raw) for raw in data.get("models", [])])
 
     def get(self, model_id: str) -> ModelInfo | None:

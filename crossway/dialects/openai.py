@@ -11,8 +11,9 @@ from crossway.ir import Usage
 
 
 def error_object(err: GatewayError) -> dict[str, Any]:
-    return {"error": {"message": err.message, "type": err.kind, "param": err.param,
-                      "code": err.code}}
+    return {
+        "error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}
+    }
 
 
 def error_body(err: GatewayError) -> bytes:
@@ -53,7 +54,9 @@ def usage_from(data: Any) -> Usage | None:
         prompt_tokens=_int(raw.get("prompt_tokens")),
         completion_tokens=_int(raw.get("completion_tokens")),
         cached_tokens=_int(prompt_details.get("cached_tokens"))
-        if isinstance(prompt_details, dict) else 0,
+        if isinstance(prompt_details, dict)
+        else 0,
         reasoning_tokens=_int(completion_details.get("reasoning_tokens"))
-        if isinstance(completion_details, dict) else 0,
+        if isinstance(completion_details, dict)
+        else 0,
     )

@@ -38,8 +38,10 @@ class Azure(Provider):
 
     def url(self, operation: str, upstream_model: str) -> str:
         deployment = quote(upstream_model, safe="")
-        return (f"{self.base_url}/openai/deployments/{deployment}{OPENAI_PATHS[operation]}"
-                f"?api-version={self.api_version}")
+        return (
+            f"{self.base_url}/openai/deployments/{deployment}{OPENAI_PATHS[operation]}"
+            f"?api-version={self.api_version}"
+        )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> dict[str, Any] | None:

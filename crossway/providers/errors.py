@@ -27,13 +27,19 @@ def upstream_error(
     else:
         text = body[:300].decode("utf-8", "replace").strip()
         message = provider.redact(text) or "(empty body)"
-    passed = {k.lower(): v for k, v in headers.items()
-              if k.lower() in _PASSED_HEADERS or k.lower().startswith(_RATE_HEADERS_PREFIX)}
+    passed = {
+        k.lower(): v
+        for k, v in headers.items()
+        if k.lower() in _PASSED_HEADERS or k.lower().startswith(_RATE_HEADERS_PREFIX)
+    }
     who = f"{provider.name} ({provider.vendor})"
     if status in (401, 403):
         return UpstreamError(
             f"upstream {who} refused Crossway's credentials ({status}): {message}",
-            vendor=provider.vendor, status=502, kind="upstream_auth_error", retryable=False,
+            vendor=provider.vendor,
+            status=502,
+            kind="upstream_auth_error",
+            retryable=False,
         )
     if 400 <= status < 500:
         kind = parsed.get("type") if parsed and isinstance(parsed.get("type"), str) else None
@@ -50,5 +56,7 @@ def upstream_error(
     out_status = status if status in (503, 504) else 502
     return UpstreamError(
         f"upstream {who} returned {status}: {message}",
-        vendor=provider.vendor, status=out_status, headers=passed,
+        vendor=provider.vendor,
+        status=out_status,
+        headers=passed,
     )

@@ -6,7 +6,6 @@ A session belongs to the event loop that opened it, so `open()` runs at server s
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import aiohttp
@@ -48,21 +47,29 @@ class Transport:
         provider = self.provider
         try:
             return await self._session.post(url, data=body, headers=provider.headers)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamError(
                 f"upstream {provider.name} ({provider.vendor}) did not answer in time",
-                vendor=provider.vendor, status=504, kind="upstream_timeout",
+                vendor=provider.vendor,
+                status=504,
+                kind="upstream_timeout",
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            reason = "its host name did not resolve" if isinstance(
-                exc.os_error, socket.gaierror) else "the connection was refused or failed"
+            reason = (
+                "its host name did not resolve"
+                if isinstance(exc.os_error, socket.gaierror)
+                else "the connection was refused or failed"
+            )
             raise UpstreamError(
                 f"could not reach upstream {provider.name} ({provider.vendor}): {reason}",
-                vendor=provider.vendor, status=503, kind="upstream_unavailable",
+                vendor=provider.vendor,
+                status=503,
+                kind="upstream_unavailable",
             ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(
                 f"upstream {provider.name} ({provider.vendor}) failed: "
                 f"{provider.redact(type(exc).__name__ + ': ' + str(exc))}",
-                vendor=provider.vendor, status=502,
+                vendor=provider.vendor,
+                status=502,
             ) from None

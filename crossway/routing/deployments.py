@@ -57,15 +57,20 @@ class ModelTable:
 
     @classmethod
     def build(
-        cls, settings: Settings, catalog: Catalog, providers: dict[str, Provider],
+        cls,
+        settings: Settings,
+        catalog: Catalog,
+        providers: dict[str, Provider],
         transports: dict[str, Transport],
     ) -> ModelTable:
         table = cls()
 
-        def add(model: str, provider: Provider, upstream: str, weight: float = 1.0,
-                priority: int = 0) -> None:
+        def add(
+            model: str, provider: Provider, upstream: str, weight: float = 1.0, priority: int = 0
+        ) -> None:
             table.deployments.setdefault(model, []).append(
-                Deployment(model, provider, transports[provider.name], upstream, weight, priority))
+                Deployment(model, provider, transports[provider.name], upstream, weight, priority)
+            )
 
         for provider in providers.values():
             if provider.catalog_models:
@@ -74,17 +79,16 @@ class ModelTable:
             listed = provider.config.models
             pairs = listed.items() if isinstance(listed, dict) else ((m, m) for m in listed)
             for public, upstream in pairs:
-                if not any(d.provider is provider
-                           for d in table.deployments.get(public, ())):
+                if not any(d.provider is provider for d in table.deployments.get(public, ())):
                     add(public, provider, upstream)
 
         for model, cfg in settings.models.items():
             table.deployments[model] = []
-            info = catalog.get(model)
+            known = catalog.get(model)
             for dep in cfg.deployments:
                 provider = providers[dep.provider]
-                upstream = dep.model or (info.vendors.get(provider.vendor) if info else None)
-                add(model, provider, upstream or model, dep.weight, dep.priority)
+                named = dep.model or (known.vendors.get(provider.vendor) if known else None)
+                add(model, provider, named or model, dep.weight, dep.priority)
             for alias in cfg.aliases:
                 table.aliases[alias] = model
 

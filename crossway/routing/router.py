@@ -35,16 +35,20 @@ class Router:
                 pin = None
             elif pin not in self.pins:
                 raise InvalidRequest(
-                    f"unknown vendor {pin!r}; known vendors: auto, "
-                    + ", ".join(sorted(self.pins)), param="vendor", code="unknown_vendor")
+                    f"unknown vendor {pin!r}; known vendors: auto, " + ", ".join(sorted(self.pins)),
+                    param="vendor",
+                    code="unknown_vendor",
+                )
         model = self.table.canonical(requested)
         if model is None and "/" in requested:
             prefix, rest = requested.split("/", 1)
             if prefix in self.pins:
                 if pin is not None and pin != prefix:
                     raise InvalidRequest(
-                        f"the model name pins vendor {prefix!r} but the vendor header says "
-                        f"{pin!r}", param="model", code="vendor_conflict")
+                        f"the model name pins vendor {prefix!r} but the vendor header says {pin!r}",
+                        param="model",
+                        code="vendor_conflict",
+                    )
                 pin = prefix
                 model = self.table.canonical(rest)
                 requested_name = rest
@@ -56,13 +60,17 @@ class Router:
             raise self._unknown_model(requested_name)
         deployments = self.table.deployments[model]
         if pin is not None:
-            deployments = [d for d in deployments
-                           if d.provider.vendor == pin or d.provider.name == pin]
+            deployments = [
+                d for d in deployments if d.provider.vendor == pin or d.provider.name == pin
+            ]
             if not deployments:
                 serving = sorted({d.provider.name for d in self.table.deployments[model]})
                 raise InvalidRequest(
                     f"vendor {pin!r} does not serve model {model!r}; it is served by: "
-                    + ", ".join(serving), param="vendor", code="model_not_served_by_vendor")
+                    + ", ".join(serving),
+                    param="vendor",
+                    code="model_not_served_by_vendor",
+                )
         return Route(requested, model, self._order(deployments))
 
     def _order(self, deployments: list[Deployment]) -> list[Deployment]:
@@ -90,10 +98,14 @@ class Router:
         close = difflib.get_close_matches(requested, names + list(self.table.aliases), n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         if names:
-            shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20
-                                              else "")
+            shown = ", ".join(names[:20]) + (
+                f", ... ({len(names)} in all)" if len(names) > 20 else ""
+            )
             listing = f" Models served here: {shown}."
         else:
             listing = " No models are configured: set a provider key or a config file."
-        return NotFound(f"model {requested!r} is not served here.{hint}{listing} "
-                        "GET /v1/models lists them.", param="model", code="model_not_found")
+        return NotFound(
+            f"model {requested!r} is not served here.{hint}{listing} GET /v1/models lists them.",
+            param="model",
+            code="model_not_found",
+        )

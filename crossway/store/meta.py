@@ -13,7 +13,7 @@ def sqlite_path(database_url: str) -> Path | None:
     """The file behind a `sqlite:///path` (or `sqlite+aiosqlite:///path`) URL, else None."""
     for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
         if database_url.startswith(prefix):
-            return Path(database_url[len(prefix):])
+            return Path(database_url[len(prefix) :])
     return None
 
 
@@ -23,8 +23,10 @@ class MetaStore:
         if path.parent != Path(""):
             path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS crossway_meta "
-                       "(key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS crossway_meta "
+                "(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
@@ -36,5 +38,8 @@ class MetaStore:
 
     def set(self, key: str, value: bytes) -> None:
         with self._connect() as db:
-            db.execute("INSERT INTO crossway_meta (key, value) VALUES (?, ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+            db.execute(
+                "INSERT INTO crossway_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

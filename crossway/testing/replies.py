@@ -15,8 +15,9 @@ def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content
-                        if isinstance(p, dict) and p.get("type") == "text")
+        return " ".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
     return ""
 
 
@@ -43,8 +44,14 @@ def prompt_tokens(messages: list[Any]) -> int:
 
 def reply_words(model: str, messages: list[Any], chunks: int | None) -> list[str]:
     """The reply, one word (one stream chunk) each."""
-    last_user = next((m for m in reversed(messages)
-                      if isinstance(m, dict) and m.get("role") in ("user", "tool")), {})
+    last_user = next(
+        (
+            m
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("role") in ("user", "tool")
+        ),
+        {},
+    )
     said = " ".join(_text_of(last_user.get("content")).split())[:80]
     parts = _parts(last_user.get("content"))
     received = ", ".join(f"{n} {kind}" for kind, n in sorted(parts.items()))
@@ -61,7 +68,7 @@ def reply_words(model: str, messages: list[Any], chunks: int | None) -> list[str
         return pieces
     if chunks <= len(pieces):  # merge to exactly `chunks` pieces
         size = math.ceil(len(pieces) / max(chunks, 1))
-        merged = ["".join(pieces[i:i + size]) for i in range(0, len(pieces), size)]
+        merged = ["".join(pieces[i : i + size]) for i in range(0, len(pieces), size)]
         while len(merged) < chunks:
             merged.append(" .")
         return merged[:chunks]
@@ -71,7 +78,7 @@ def reply_words(model: str, messages: list[Any], chunks: int | None) -> list[str
 def _example(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return None
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     kind = schema.get("type")
     if isinstance(kind, list):
@@ -80,18 +87,27 @@ def _example(schema: Any) -> Any:
         props = schema.get("properties") or {}
         required = schema.get("required") or list(props)
         return {name: _example(props[name]) for name in required if name in props}
-    return {"string": "example", "integer": 1, "number": 1.5, "boolean": True,
-            "array": []}.get(kind or "", None)
+    return {"string": "example", "integer": 1, "number": 1.5, "boolean": True, "array": []}.get(
+        kind or ""
+    )
 
 
 def tool_calls(request: dict[str, Any], seed: str) -> list[dict[str, Any]]:
     """Call a tool when tools are offered and the last turn is the user's."""
-    tools = [t for t in request.get("tools") or [] if isinstance(t, dict)
-             and isinstance(t.get("function"), dict)]
+    tools = [
+        t
+        for t in request.get("tools") or []
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
     choice = request.get("tool_choice")
     messages = request.get("messages") or []
-    if not tools or choice == "none" or not messages or not isinstance(messages[-1], dict) \
-            or messages[-1].get("role") != "user":
+    if (
+        not tools
+        or choice == "none"
+        or not messages
+        or not isinstance(messages[-1], dict)
+        or messages[-1].get("role") != "user"
+    ):
         return []
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         tools = [t for t in tools if t["function"].get("name") == choice["function"].get("name")]
@@ -101,9 +117,16 @@ def tool_calls(request: dict[str, Any], seed: str) -> list[dict[str, Any]]:
     for i, tool in enumerate(tools):
         fn = tool["function"]
         digest = hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:24]
-        calls.append({"id": f"call_{digest}", "type": "function",
-                      "function": {"name": fn.get("name", "tool"),
-                                   "arguments": _dumps(_example(fn.get("parameters")) or {})}})
+        calls.append(
+            {
+                "id": f"call_{digest}",
+                "type": "function",
+                "function": {
+                    "name": fn.get("name", "tool"),
+                    "arguments": _dumps(_example(fn.get("parameters")) or {}),
+                },
+            }
+        )
     return calls
 
 

@@ -32,8 +32,15 @@ class UsageEvent:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         usage = self.usage
-        data["usage"] = None if usage is None else {
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "cached_tokens": usage.cached_tokens, "reasoning_tokens": usage.reasoning_tokens,
-            "total_tokens": usage.total_tokens}
+        data["usage"] = (
+            None
+            if usage is None
+            else {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cached_tokens": usage.cached_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
+                "total_tokens": usage.total_tokens,
+            }
+        )
         return data

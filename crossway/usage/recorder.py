@@ -47,8 +47,14 @@ class LogWriter:
 
 
 class UsageRecorder:
-    def __init__(self, writers: list[UsageWriter], *, max_queue: int = 50_000,
-                 batch_size: int = 500, flush_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        writers: list[UsageWriter],
+        *,
+        max_queue: int = 50_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.1,
+    ) -> None:
         self.writers = writers
         self.max_queue = max_queue
         self.batch_size = batch_size
@@ -62,8 +68,9 @@ class UsageRecorder:
         if len(self._queue) >= self.max_queue:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("usage queue full (%d): %d events dropped so far",
-                            self.max_queue, self.dropped)
+                log.warning(
+                    "usage queue full (%d): %d events dropped so far", self.max_queue, self.dropped
+                )
             return
         self._queue.append(event)
         if len(self._queue) >= self.batch_size:

@@ -7,22 +7,28 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from conftest import MASTER_KEY, BackgroundLoop, RunningGateway, start_gateway, upstream_settings
 from contracts import validate_openai, validate_sse_chat_stream
 
-from conftest import MASTER_KEY, BackgroundLoop, RunningGateway, start_gateway, upstream_settings
 from crossway.testing import SimulatedUpstream
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 USER = [{"role": "user", "content": "hi"}]
 
 
-def post(gateway: RunningGateway, body: Any = None, *, content: bytes | None = None,
-         headers: dict[str, str] | None = None, path: str = "/chat/completions"
-         ) -> httpx.Response:
+def post(
+    gateway: RunningGateway,
+    body: Any = None,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    path: str = "/chat/completions",
+) -> httpx.Response:
     with httpx.Client(timeout=30) as http:
         if content is not None:
-            return http.post(gateway.base_url + path, content=content,
-                             headers={**AUTH, **(headers or {})})
+            return http.post(
+                gateway.base_url + path, content=content, headers={**AUTH, **(headers or {})}
+            )
         return http.post(gateway.base_url + path, json=body, headers={**AUTH, **(headers or {})})
 
 
@@ -35,21 +41,28 @@ def error_of(resp: httpx.Response) -> dict[str, Any]:
     return error
 
 
-@pytest.mark.parametrize(("body", "param", "fragment"), [
-    ({"messages": USER}, "model", "missing required parameter: 'model'"),
-    ({"model": 42, "messages": USER}, "model", "'model' must be a string, not a number"),
-    ({"model": "", "messages": USER}, "model", "must not be empty"),
-    ({"model": "gpt-4o"}, "messages", "missing required parameter: 'messages'"),
-    ({"model": "gpt-4o", "messages": "hi"}, "messages", "must be an array of messages"),
-    ({"model": "gpt-4o", "messages": []}, "messages", "at least one message"),
-    ({"model": "gpt-4o", "messages": ["hi"]}, "messages[0]", "must be an object"),
-    ({"model": "gpt-4o", "messages": [{"content": "x"}]}, "messages[0].role", "role"),
-    ({"model": "gpt-4o", "messages": USER, "stream": "yes"}, "stream", "must be a boolean"),
-    ({"model": "gpt-4o", "messages": USER, "stream": True, "stream_options": 3},
-     "stream_options", "must be an object"),
-])
-def test_malformed_requests_name_the_field(gateway: RunningGateway, body: dict[str, Any],
-                                           param: str, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "param", "fragment"),
+    [
+        ({"messages": USER}, "model", "missing required parameter: 'model'"),
+        ({"model": 42, "messages": USER}, "model", "'model' must be a string, not a number"),
+        ({"model": "", "messages": USER}, "model", "must not be empty"),
+        ({"model": "gpt-4o"}, "messages", "missing required parameter: 'messages'"),
+        ({"model": "gpt-4o", "messages": "hi"}, "messages", "must be an array of messages"),
+        ({"model": "gpt-4o", "messages": []}, "messages", "at least one message"),
+        ({"model": "gpt-4o", "messages": ["hi"]}, "messages[0]", "must be an object"),
+        ({"model": "gpt-4o", "messages": [{"content": "x"}]}, "messages[0].role", "role"),
+        ({"model": "gpt-4o", "messages": USER, "stream": "yes"}, "stream", "must be a boolean"),
+        (
+            {"model": "gpt-4o", "messages": USER, "stream": True, "stream_options": 3},
+            "stream_options",
+            "must be an object",
+        ),
+    ],
+)
+def test_malformed_requests_name_the_field(
+    gateway: RunningGateway, body: dict[str, Any], param: str, fragment: str
+) -> None:
     resp = post(gateway, body)
     assert resp.status_code == 400
     error = error_of(resp)
@@ -77,8 +90,9 @@ def test_sdk_sees_bad_request_error(client: openai.OpenAI) -> None:
 def test_body_over_the_limit_is_refused_before_it_is_read(
     background: BackgroundLoop, upstream: SimulatedUpstream
 ) -> None:
-    small = start_gateway(background, upstream_settings(
-        upstream.base_url, server={"max_body_bytes": 4096}))
+    small = start_gateway(
+        background, upstream_settings(upstream.base_url, server={"max_body_bytes": 4096})
+    )
     try:
         big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 10_000}]}
         resp = post(small, big)
@@ -92,32 +106,41 @@ def test_body_over_the_limit_is_refused_before_it_is_read(
             yield b'"}]}'
 
         with httpx.Client() as http:
-            resp = http.post(small.base_url + "/chat/completions", content=chunks(),
-                             headers=AUTH)
+            resp = http.post(small.base_url + "/chat/completions", content=chunks(), headers=AUTH)
         assert resp.status_code == 413
         error_of(resp)
     finally:
         small.stop()
 
 
-@pytest.mark.parametrize(("headers", "code"), [
-    ({}, "missing_api_key"),
-    ({"authorization": "Bearer sk-wrong"}, "invalid_api_key"),
-    ({"authorization": "Basic abc"}, "missing_api_key"),
-])
-def test_missing_or_wrong_key_is_401(gateway: RunningGateway, headers: dict[str, str],
-                                     code: str) -> None:
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "missing_api_key"),
+        ({"authorization": "Bearer sk-wrong"}, "invalid_api_key"),
+        ({"authorization": "Basic abc"}, "missing_api_key"),
+    ],
+)
+def test_missing_or_wrong_key_is_401(
+    gateway: RunningGateway, headers: dict[str, str], code: str
+) -> None:
     with httpx.Client() as http:
-        resp = http.post(gateway.base_url + "/chat/completions", headers=headers,
-                         json={"model": "gpt-4o", "messages": USER})
+        resp = http.post(
+            gateway.base_url + "/chat/completions",
+            headers=headers,
+            json={"model": "gpt-4o", "messages": USER},
+        )
     assert resp.status_code == 401
     assert error_of(resp)["code"] == code
 
 
 def test_key_accepted_as_api_key_header(gateway: RunningGateway) -> None:
     with httpx.Client() as http:
-        resp = http.post(gateway.base_url + "/chat/completions", headers={"api-key": MASTER_KEY},
-                         json={"model": "gpt-4o-mini", "messages": USER})
+        resp = http.post(
+            gateway.base_url + "/chat/completions",
+            headers={"api-key": MASTER_KEY},
+            json={"model": "gpt-4o-mini", "messages": USER},
+        )
     assert resp.status_code == 200
 
 
@@ -152,11 +175,14 @@ def test_vendor_that_does_not_serve_the_model_is_400(gateway: RunningGateway) ->
     assert "azure-eu, openai" in message
 
 
-def test_vendor_header_pins_the_provider(gateway: RunningGateway,
-                                         upstream: SimulatedUpstream) -> None:
+def test_vendor_header_pins_the_provider(
+    gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
     for _ in range(5):
-        for pin, path in (("azure", "/azure/openai/deployments/gpt4o-prod/chat/completions"),
-                          ("openai", "/v1/chat/completions")):
+        for pin, path in (
+            ("azure", "/azure/openai/deployments/gpt4o-prod/chat/completions"),
+            ("openai", "/v1/chat/completions"),
+        ):
             resp = post(gateway, {"model": "gpt-4o", "messages": USER}, headers={"vendor": pin})
             assert resp.status_code == 200
             assert upstream.requests[-1].path == path
@@ -165,16 +191,15 @@ def test_vendor_header_pins_the_provider(gateway: RunningGateway,
 
 
 def test_prefix_and_header_that_disagree(gateway: RunningGateway) -> None:
-    resp = post(gateway, {"model": "openai/gpt-4o", "messages": USER},
-                headers={"vendor": "azure"})
+    resp = post(gateway, {"model": "openai/gpt-4o", "messages": USER}, headers={"vendor": "azure"})
     assert resp.status_code == 400
     assert error_of(resp)["code"] == "vendor_conflict"
 
 
-def simulate(gateway: RunningGateway, spec: dict[str, Any], stream: bool = False,
-             model: str = "gpt-4o-mini") -> httpx.Response:
-    return post(gateway, {"model": model, "messages": USER, "stream": stream,
-                          "simulate": spec})
+def simulate(
+    gateway: RunningGateway, spec: dict[str, Any], stream: bool = False, model: str = "gpt-4o-mini"
+) -> httpx.Response:
+    return post(gateway, {"model": model, "messages": USER, "stream": stream, "simulate": spec})
 
 
 def test_upstream_4xx_passes_back_with_its_message(gateway: RunningGateway) -> None:
@@ -194,10 +219,12 @@ def test_upstream_429_passes_back_with_retry_after(gateway: RunningGateway) -> N
     assert error_of(resp)["type"] == "rate_limit_error"
 
 
-@pytest.mark.parametrize(("upstream_status", "status"), [(500, 502), (502, 502), (503, 503),
-                                                         (504, 504)])
-def test_upstream_5xx_names_the_vendor(gateway: RunningGateway, upstream_status: int,
-                                       status: int) -> None:
+@pytest.mark.parametrize(
+    ("upstream_status", "status"), [(500, 502), (502, 502), (503, 503), (504, 504)]
+)
+def test_upstream_5xx_names_the_vendor(
+    gateway: RunningGateway, upstream_status: int, status: int
+) -> None:
     resp = simulate(gateway, {"status": upstream_status})
     assert resp.status_code == status
     message = error_of(resp)["message"]
@@ -259,8 +286,11 @@ def test_stream_cut_midway_ends_with_an_in_stream_error(gateway: RunningGateway)
 
 def test_stream_cut_is_an_sdk_error(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=USER, stream=True,  # type: ignore[arg-type]
-        extra_body={"simulate": {"cut_after": 2}})
+        model="gpt-4o-mini",
+        messages=USER,
+        stream=True,  # type: ignore[arg-type]
+        extra_body={"simulate": {"cut_after": 2}},
+    )
     with pytest.raises(openai.APIError, match="stream broke"):
         list(stream)
 
@@ -290,7 +320,14 @@ def test_unknown_path_and_wrong_method(gateway: RunningGateway) -> None:
 
 
 def test_full_stream_validates_against_the_spec(gateway: RunningGateway) -> None:
-    resp = post(gateway, {"model": "gpt-4o-mini", "messages": USER, "stream": True,
-                          "stream_options": {"include_usage": True}})
+    resp = post(
+        gateway,
+        {
+            "model": "gpt-4o-mini",
+            "messages": USER,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     chunks = validate_sse_chat_stream(resp.content)
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0

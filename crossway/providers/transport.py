@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 
 import aiohttp
+from yarl import URL
 
 from crossway.errors import UpstreamError
 from crossway.providers.base import Provider
@@ -30,8 +31,10 @@ class Transport:
         timeout = aiohttp.ClientTimeout(
             total=cfg.timeout.total, sock_connect=cfg.timeout.connect, sock_read=cfg.timeout.read
         )
+        # the provider's headers (auth, content type) are the session's: nothing to merge per call
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, skip_auto_headers=("User-Agent",)
+            connector=connector, timeout=timeout, headers=self.provider.headers,
+            skip_auto_headers=("User-Agent",),
         )
 
     async def close(self) -> None:
@@ -39,14 +42,14 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def post(self, url: str, body: bytes) -> aiohttp.ClientResponse:
+    async def post(self, url: str | URL, body: bytes) -> aiohttp.ClientResponse:
         """Send and return once the response headers are in; the caller reads and releases it."""
         if self._session is None:
             await self.open()
             assert self._session is not None
         provider = self.provider
         try:
-            return await self._session.post(url, data=body, headers=provider.headers)
+            return await self._session.post(url, data=body)
         except TimeoutError:
             raise UpstreamError(
                 f"upstream {provider.name} ({provider.vendor}) did not answer in time",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from yarl import URL
+
 from crossway.catalog import Catalog
 from crossway.config import Settings
 from crossway.providers.base import Provider
@@ -25,6 +27,15 @@ class Deployment:
     priority: int = 0
     consecutive_failures: int = 0
     cooldown_until: float = 0.0
+    _urls: dict[str, URL] = field(default_factory=dict)
+
+    def url(self, operation: str) -> URL:
+        """The upstream URL for an operation, parsed once."""
+        found = self._urls.get(operation)
+        if found is None:
+            found = URL(self.provider.url(operation, self.upstream_model), encoded=True)
+            self._urls[operation] = found
+        return found
 
     def healthy(self, now: float) -> bool:
         return self.cooldown_until <= now

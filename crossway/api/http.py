@@ -114,6 +114,8 @@ class Request:
     ) -> None:
         out = self.base_headers()
         out.append((b"content-type", content_type))
+        # a known length spares the server chunked framing
+        out.append((b"content-length", str(len(body)).encode()))
         if headers:
             out.extend(headers)
         await self.start(status, out)

@@ -33,7 +33,9 @@ class Transport:
         )
         # the provider's headers (auth, content type) are the session's: nothing to merge per call
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, headers=self.provider.headers,
+            connector=connector,
+            timeout=timeout,
+            headers=self.provider.headers,
             skip_auto_headers=("User-Agent",),
         )
 

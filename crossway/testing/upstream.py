@@ -1,10 +1,10 @@
-"""The simulated upstream server (aiohttp): OpenAI-format chat completions and embeddings.
+"""The simulated upstream: OpenAI-format chat completions and embeddings, deterministic.
 
 It answers on any path ending in `/chat/completions` or `/embeddings`, so one server stands in
 for every OpenAI-format vendor (OpenAI `/v1/...`, Azure `/openai/deployments/{d}/...?api-version`,
-Ark `/api/v3/...`). Answers are deterministic and say they are simulated. It records what it
-was sent (`requests`) and counts streams whose client went away (`cancelled`), for tests.
-Faults per request: see `crossway.testing.faults`.
+Ark `/api/v3/...`). Answers say they are simulated. It records what it was sent (`requests`)
+and counts answers whose client went away (`cancelled`), for tests. Faults per request: see
+`crossway.testing.faults`.
 
 Run it alone: `python -m crossway.testing.upstream --port 9100`.
 """
@@ -16,16 +16,17 @@ import asyncio
 import socket
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from crossway.testing import replies
 from crossway.testing.faults import Faults
+from crossway.testing.server import Cut, HTTPServer, Reply, Request
 
-JSON = "application/json"
+JSON = {"content-type": "application/json"}
 
 
 @dataclass(slots=True)
@@ -42,9 +43,33 @@ def _error(
     message: str,
     kind: str = "invalid_request_error",
     headers: dict[str, str] | None = None,
-) -> web.Response:
+) -> Reply:
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return web.Response(status=status, body=orjson.dumps(body), content_type=JSON, headers=headers)
+    return Reply(status, {**JSON, **(headers or {})}, orjson.dumps(body))
+
+
+def _usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _azure_deployment(path: str) -> str | None:
+    parts = path.split("/")
+    if "deployments" in parts:
+        i = parts.index("deployments")
+        if i + 1 < len(parts):
+            return parts[i + 1]
+    return None
 
 
 class SimulatedUpstream:
@@ -57,51 +82,29 @@ class SimulatedUpstream:
         self.api_keys = api_keys  # None: any key (or none) is accepted
         self.open_prefixes = open_prefixes  # paths that need no key (a local server)
         self.requests: deque[Recorded] = deque(maxlen=record)
-        self.cancelled = 0  # requests whose client went away before the answer was complete
+        self.cancelled = 0  # answers whose client went away before they were complete
         self.active = 0
-        self._runner: web.AppRunner | None = None
         self.base_url = ""
-
-    # --- serving -------------------------------------------------------------------------
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=256 * 1024 * 1024)
-        app.router.add_post("/{tail:.*}", self._dispatch)
-        app.router.add_get("/health", self._health)
-        return app
+        self._server = HTTPServer(self.handle)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen in the running loop; returns the base URL (`http://host:port`)."""
-        self._runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sock = server.sockets[0]  # type: ignore[attr-defined]
-        self.base_url = f"http://{host}:{sock.getsockname()[1]}"
+        port = await self._server.start(host, port)
+        self.base_url = f"http://{host}:{port}"
         return self.base_url
 
     async def start_on_socket(self, sock: socket.socket) -> str:
         """Serve on a socket that is already bound (the demo binds it before start-up)."""
-        self._runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
-        host, port = sock.getsockname()[:2]
-        self.base_url = f"http://{host}:{port}"
+        port = await self._server.start(sock=sock)
+        self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
 
-    # --- handlers ------------------------------------------------------------------------
+    # --- answering -----------------------------------------------------------------------
 
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    def _authorized(self, request: web.Request) -> bool:
+    def _authorized(self, request: Request) -> bool:
         if self.api_keys is None or request.path.startswith(self.open_prefixes):
             return True
         auth = request.headers.get("authorization", "")
@@ -112,43 +115,54 @@ class SimulatedUpstream:
         }
         return bool(given & self.api_keys)
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+    async def handle(self, request: Request) -> Reply:
+        if request.method == "GET" and request.path == "/health":
+            return Reply(200, {"content-type": "text/plain"}, b"ok")
+        if request.method != "POST":
+            return _error(405, f"Method {request.method} not allowed")
         try:
-            body = orjson.loads(raw)
+            body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             return _error(400, "We could not parse the JSON body of your request.")
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.")
-        self.requests.append(
-            Recorded(
-                request.method,
-                request.path,
-                dict(request.query),
-                {k.lower(): v for k, v in request.headers.items()},
-                body,
+        if self.requests.maxlen:
+            self.requests.append(
+                Recorded(request.method, request.path, request.query, request.headers, body)
             )
-        )
         if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.", "invalid_request_error")
+            return _error(401, "Incorrect API key provided.")
         faults = Faults.parse(body, request.headers.get("x-simulate"))
         self.active += 1
         try:
-            return await self._answer(request, raw, body, faults)
-        except (asyncio.CancelledError, ConnectionResetError):
+            reply = await self._answer(request, body, faults)
+        except asyncio.CancelledError:
+            self.active -= 1
+            self.cancelled += 1
+            raise
+        if reply.stream is None:
+            self.active -= 1
+        else:
+            reply.stream = self._counted(reply.stream)
+        return reply
+
+    async def _counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Keep `active` and `cancelled` true while a stream is written."""
+        try:
+            async for chunk in stream:
+                yield chunk
+        except asyncio.CancelledError:
             self.cancelled += 1
             raise
         finally:
             self.active -= 1
 
-    async def _answer(
-        self, request: web.Request, raw: bytes, body: dict[str, Any], faults: Faults
-    ) -> web.StreamResponse:
+    async def _answer(self, request: Request, body: dict[str, Any], faults: Faults) -> Reply:
         if faults.hang:
             await asyncio.sleep(3600)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        rid = "sim-" + replies.request_id(raw)
+        rid = "sim-" + replies.request_id(request.body)
         if faults.status:
             headers = {"x-request-id": rid}
             if faults.retry_after is not None:
@@ -160,24 +174,17 @@ class SimulatedUpstream:
                 faults.status, faults.message or f"simulated {faults.status} error", kind, headers
             )
         if faults.malformed:
-            return web.Response(
-                status=200,
-                text="{this is not json",
-                content_type=JSON,
-                headers={"x-request-id": rid},
-            )
+            return Reply(200, {**JSON, "x-request-id": rid}, b"{this is not json")
         model = body.get("model") or _azure_deployment(request.path) or "simulated-model"
         if request.path.endswith("/embeddings"):
             return self._embeddings(body, model, rid)
         if request.path.endswith("/chat/completions"):
             if body.get("stream") is True:
-                return await self._stream(request, body, model, rid, faults)
+                return self._stream(body, model, rid, faults)
             return self._completion(body, model, rid, faults)
-        return _error(404, f"Invalid URL (POST {request.path})")
+        return _error(404, f"Invalid URL ({request.method} {request.path})")
 
-    def _completion(
-        self, body: dict[str, Any], model: str, rid: str, faults: Faults
-    ) -> web.Response:
+    def _completion(self, body: dict[str, Any], model: str, rid: str, faults: Faults) -> Reply:
         messages = body.get("messages") or []
         calls = replies.tool_calls(body, rid)
         message: dict[str, Any] = {
@@ -193,7 +200,6 @@ class SimulatedUpstream:
             words = replies.reply_words(model, messages, faults.chunks)
             message["content"] = "".join(words)
             completion = len(words)
-        prompt = replies.prompt_tokens(messages)
         out: dict[str, Any] = {
             "id": f"chatcmpl-{rid}",
             "object": "chat.completion",
@@ -211,14 +217,10 @@ class SimulatedUpstream:
             "system_fingerprint": "fp_simulated",
         }
         if not faults.no_usage:
-            out["usage"] = _usage(prompt, completion)
-        return web.Response(
-            body=orjson.dumps(out), content_type=JSON, headers={"x-request-id": rid}
-        )
+            out["usage"] = _usage(replies.prompt_tokens(messages), completion)
+        return Reply(200, {**JSON, "x-request-id": rid}, orjson.dumps(out))
 
-    async def _stream(
-        self, request: web.Request, body: dict[str, Any], model: str, rid: str, faults: Faults
-    ) -> web.StreamResponse:
+    def _stream(self, body: dict[str, Any], model: str, rid: str, faults: Faults) -> Reply:
         messages = body.get("messages") or []
         options = body.get("stream_options")
         with_usage = (
@@ -290,23 +292,23 @@ class SimulatedUpstream:
             }
             events.append(b"data: " + orjson.dumps(usage) + b"\n\n")
         events.append(b"data: [DONE]\n\n")
+        headers = {
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+            "x-request-id": rid,
+        }
+        return Reply(200, headers, stream=self._play(events, faults))
 
-        resp = web.StreamResponse(
-            headers={
-                "content-type": "text/event-stream",
-                "cache-control": "no-cache",
-                "x-request-id": rid,
-            }
-        )
-        await resp.prepare(request)
+    async def _play(self, events: list[bytes], faults: Faults) -> AsyncIterator[bytes]:
         if faults.ttfb_ms:
             await asyncio.sleep(faults.ttfb_ms / 1000)
         delay = faults.chunk_delay_ms / 1000
+        if not delay and faults.cut_after is None and faults.error_after is None:
+            yield b"".join(events)  # all at once, as a fast server's socket would coalesce them
+            return
         for n, event in enumerate(events):
             if faults.cut_after is not None and n >= faults.cut_after:
-                assert request.transport is not None
-                request.transport.close()  # drop the connection mid-stream
-                return resp
+                raise Cut  # drop the connection mid-stream
             if faults.error_after is not None and n >= faults.error_after:
                 error = {
                     "error": {
@@ -316,16 +318,13 @@ class SimulatedUpstream:
                         "code": None,
                     }
                 }
-                await resp.write(b"data: " + orjson.dumps(error) + b"\n\n")
-                await resp.write_eof()
-                return resp
-            await resp.write(event)
+                yield b"data: " + orjson.dumps(error) + b"\n\n"
+                return
+            yield event
             if delay:
                 await asyncio.sleep(delay)
-        await resp.write_eof()
-        return resp
 
-    def _embeddings(self, body: dict[str, Any], model: str, rid: str) -> web.Response:
+    def _embeddings(self, body: dict[str, Any], model: str, rid: str) -> Reply:
         inputs = body.get("input")
         if isinstance(inputs, str):
             inputs = [inputs]
@@ -353,33 +352,7 @@ class SimulatedUpstream:
             "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
-        return web.Response(
-            body=orjson.dumps(out), content_type=JSON, headers={"x-request-id": rid}
-        )
-
-
-def _azure_deployment(path: str) -> str | None:
-    parts = path.split("/")
-    if "deployments" in parts:
-        i = parts.index("deployments")
-        if i + 1 < len(parts):
-            return parts[i + 1]
-    return None
-
-
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
+        return Reply(200, {**JSON, "x-request-id": rid}, orjson.dumps(out))
 
 
 def main() -> None:
@@ -387,19 +360,20 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     args = parser.parse_args()
+
+    async def run() -> None:
+        upstream = SimulatedUpstream(record=0)
+        await upstream.start(args.host, args.port)
+        await asyncio.Event().wait()
+
     try:
         import uvloop
 
-        uvloop.install()
+        uvloop.run(run())
     except ImportError:
+        asyncio.run(run())
+    except KeyboardInterrupt:
         pass
-    web.run_app(
-        SimulatedUpstream(record=0).app(),
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=lambda *_: None,
-    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -41,10 +40,9 @@ def _banner(settings: Settings, services_models: int, key_line: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from crossway.api.auth import hash_key
     from crossway.app import MasterKey, build_services, create_app, master_key
+    from crossway.server import SERVERS
 
     settings = _load(args)
     upstream_sock = None
@@ -84,12 +82,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     banner = _banner(settings, len(services.table.deployments), key_line)
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:  # listening now: only then say so
-                print(banner, flush=True)
-
     async def farewell() -> None:
         print(f"Crossway stopped; usage events dropped: {services.usage.dropped}", flush=True)
 
@@ -97,20 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if settings.server.server == "granian":
-        print("granian is not wired yet; using uvicorn", file=sys.stderr)
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=30,
-    )
-    Server(config).run()
+    SERVERS[settings.server.server](app, settings.server.host, settings.server.port, banner)
     return 0
 
 

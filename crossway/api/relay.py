@@ -175,6 +175,10 @@ def _event_data(raw_event: bytes) -> bytes | None:
     return b"\n".join(lines) if lines else None
 
 
+def _null_usages(data: bytes) -> int:
+    return data.count(b'"usage":null') + data.count(b'"usage": null')
+
+
 class _StreamUsage:
     """Finds the usage chunk as events pass, and hides it if only Crossway asked for it.
 
@@ -192,17 +196,26 @@ class _StreamUsage:
         mentions = out.count(b'"usage"')
         if not mentions:
             return out
-        nulls = out.count(b'"usage":null') + out.count(b'"usage": null')
-        if mentions == nulls:
-            return out.replace(b',"usage":null', b"") if self.strip else out
+        if mentions == _null_usages(out):
+            return self._drop_nulls(out)
+        # some event carries real usage: only that one is parsed, the rest stay bytes
         if b"\r" in out:
             out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         kept = []
         for raw_event in out.split(b"\n\n"):
-            kept_event = self._one(raw_event) if b'"usage"' in raw_event else raw_event
+            mentions = raw_event.count(b'"usage"')
+            if mentions and mentions != _null_usages(raw_event):
+                kept_event = self._one(raw_event)
+            else:
+                kept_event = self._drop_nulls(raw_event)
             if kept_event is not None:
                 kept.append(kept_event)
         return b"\n\n".join(kept)
+
+    def _drop_nulls(self, out: bytes) -> bytes:
+        if not self.strip:
+            return out
+        return out.replace(b',"usage":null', b"").replace(b', "usage": null', b"")
 
     def _one(self, raw_event: bytes) -> bytes | None:
         data = _event_data(raw_event)

@@ -40,7 +40,7 @@ class Reply:
     stream: AsyncIterator[bytes] | None = None
 
 
-class Cut(Exception):  # noqa: N818 - a signal, not an error
+class Cut(Exception):
     """Raised by a stream to drop the connection mid-answer."""
 
 

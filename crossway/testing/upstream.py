@@ -6,7 +6,7 @@ Ark `/api/v3/...`). Answers say they are simulated. It records what it was sent 
 and counts answers whose client went away (`cancelled`), for tests. Faults per request: see
 `crossway.testing.faults`.
 
-Run it alone: `python -m crossway.testing.upstream --port 9100`.
+Run it alone: `python -m crossway.testing --port 9100`.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 import sys
+from collections import deque
 from typing import Protocol, TextIO
 
 import orjson

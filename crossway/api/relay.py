@@ -11,7 +11,6 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 
 from crossway.api.http import JSON, Headers, Request
@@ -19,6 +18,7 @@ from crossway.dialects import openai as openai_dialect
 from crossway.errors import GatewayError, UpstreamError
 from crossway.ir import Usage
 from crossway.providers.errors import upstream_error
+from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
 
@@ -45,7 +45,7 @@ async def _send(
     payload: dict[str, Any],
     event: UsageEvent,
     add_stream_usage: bool,
-) -> tuple[aiohttp.ClientResponse, Deployment]:
+) -> tuple[Response, Deployment]:
     """Try the route's deployments in order until one answers without a server-side failure."""
     health = req.services.health
     last: GatewayError | None = None
@@ -69,9 +69,7 @@ async def _send(
             else:
                 payload.pop("stream_options", None)
         try:
-            resp = await dep.transport.post(
-                provider.url(operation, dep.upstream_model), orjson.dumps(payload)
-            )
+            resp = await dep.transport.post(dep.url(operation), orjson.dumps(payload))
         except UpstreamError as exc:
             health.failure(dep)
             last = exc
@@ -80,8 +78,11 @@ async def _send(
         if status < 400:
             health.success(dep)
             return resp, dep
-        body = await resp.read()
-        resp.release()
+        try:
+            body = await resp.read()
+        except (ConnectionBroken, ReadTimeout):
+            resp.close()
+            body = b""
         event.upstream_request_id = resp.headers.get(provider.request_id_header)
         error = upstream_error(provider, status, body, resp.headers)
         if (status >= 500 or status == 429) and attempt < len(candidates):
@@ -95,7 +96,7 @@ async def _send(
     raise last
 
 
-def _response_headers(req: Request, resp: aiohttp.ClientResponse, dep: Deployment) -> Headers:
+def _response_headers(req: Request, resp: Response, dep: Deployment) -> Headers:
     headers = [
         (b"x-crossway-provider", dep.provider.name.encode()),
         (b"x-crossway-model", dep.model.encode()),
@@ -127,7 +128,7 @@ async def relay_json(
         resp, dep = await _send(req, route, operation, payload, event, add_stream_usage=False)
         try:
             raw = await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (ConnectionBroken, ReadTimeout) as exc:
             raise UpstreamError(
                 f"upstream {dep.provider.name} ({dep.provider.vendor}) failed while answering: "
                 f"{type(exc).__name__}",
@@ -291,7 +292,7 @@ async def relay_stream(
 
 async def _pump(
     req: Request,
-    resp: aiohttp.ClientResponse,
+    resp: Response,
     dep: Deployment,
     usage: _StreamUsage,
     event: UsageEvent,
@@ -302,7 +303,7 @@ async def _pump(
     first = True
     last = b""  # the last bytes sent: its final event tells how the stream ended
     try:
-        async for chunk in resp.content.iter_any():
+        async for chunk in resp.chunks():
             data = pending + chunk if pending else chunk
             cut = _last_boundary(data)
             if cut < 0:
@@ -317,7 +318,7 @@ async def _pump(
                 first = False
             last = out
             await send({"type": "http.response.body", "body": out, "more_body": True})
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (ConnectionBroken, ReadTimeout) as exc:
         return UpstreamError(
             f"upstream {dep.provider.name} ({dep.provider.vendor}) stream broke: "
             f"{type(exc).__name__}",

@@ -1,80 +1,94 @@
-"""The pooled HTTP client a provider sends with: one aiohttp session per provider.
+"""How a provider sends: a keep-alive pool per upstream origin, behind one small interface.
 
-aiohttp's pool stays fast under concurrency where httpx's does not (see docs/performance.md).
-A session belongs to the event loop that opened it, so `open()` runs at server start-up.
+`post()` returns once the answer's headers are in; the caller reads the body whole or as a
+stream and releases it. Failures come out as `UpstreamError`s that name the provider (never its
+key): connect failures 503, timeouts 504, broken connections 502.
 """
 
 from __future__ import annotations
 
-import socket
-
-import aiohttp
 from yarl import URL
 
 from crossway.errors import UpstreamError
 from crossway.providers.base import Provider
+from crossway.providers.http1 import (
+    ConnectFailed,
+    ConnectionBroken,
+    Pool,
+    ReadTimeout,
+    Response,
+    request_head,
+)
+
+# answers uncompressed: on the paths Crossway relays, CPU costs more than bytes
+_DEFAULT_HEADERS = {"accept-encoding": "identity"}
 
 
 class Transport:
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
-        self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[tuple[str, str, int | None], Pool] = {}
+        self._heads: dict[URL, tuple[Pool, bytes]] = {}
 
     async def open(self) -> None:
-        cfg = self.provider.config
-        connector = aiohttp.TCPConnector(
-            limit=cfg.max_connections,
-            limit_per_host=cfg.max_connections,
-            ttl_dns_cache=300,
-            keepalive_timeout=30,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=cfg.timeout.total, sock_connect=cfg.timeout.connect, sock_read=cfg.timeout.read
-        )
-        # the provider's headers (auth, content type) are the session's: nothing to merge per call
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            headers=self.provider.headers,
-            skip_auto_headers=("User-Agent",),
-        )
+        """Connections are made on first use, in the serving loop."""
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        self._heads.clear()
 
-    async def post(self, url: str | URL, body: bytes) -> aiohttp.ClientResponse:
-        """Send and return once the response headers are in; the caller reads and releases it."""
-        if self._session is None:
-            await self.open()
-            assert self._session is not None
+    def _prepared(self, url: URL) -> tuple[Pool, bytes]:
+        found = self._heads.get(url)
+        if found is None:
+            origin = (url.scheme, url.raw_host or "", url.port)
+            pool = self._pools.get(origin)
+            if pool is None:
+                timeout = self.provider.config.timeout
+                pool = Pool(
+                    url,
+                    connect_timeout=timeout.connect,
+                    read_timeout=timeout.read,
+                    max_idle=self.provider.config.max_connections,
+                )
+                self._pools[origin] = pool
+            head = request_head(
+                url, pool.host_header, {**_DEFAULT_HEADERS, **self.provider.headers}, 0
+            )
+            # everything but the length, which changes per request
+            found = (pool, head[: head.rindex(b"content-length:")])
+            self._heads[url] = found
+        return found
+
+    async def post(self, url: URL, body: bytes) -> Response:
+        pool, prefix = self._prepared(url)
+        head = prefix + b"content-length: %d\r\n\r\n" % len(body)
         provider = self.provider
+        who = f"{provider.name} ({provider.vendor})"
         try:
-            return await self._session.post(url, data=body)
-        except TimeoutError:
+            return await pool.request(head, body)
+        except ReadTimeout:
             raise UpstreamError(
-                f"upstream {provider.name} ({provider.vendor}) did not answer in time",
+                f"upstream {who} did not answer in time",
                 vendor=provider.vendor,
                 status=504,
                 kind="upstream_timeout",
             ) from None
-        except aiohttp.ClientConnectorError as exc:
-            reason = (
-                "its host name did not resolve"
-                if isinstance(exc.os_error, socket.gaierror)
-                else "the connection was refused or failed"
-            )
+        except ConnectFailed as exc:
+            reason = "its host name did not resolve" if exc.dns else f"the connection failed: {exc}"
             raise UpstreamError(
-                f"could not reach upstream {provider.name} ({provider.vendor}): {reason}",
+                f"could not reach upstream {who}: {reason}",
                 vendor=provider.vendor,
                 status=503,
                 kind="upstream_unavailable",
             ) from None
-        except aiohttp.ClientError as exc:
+        except ConnectionBroken as exc:
             raise UpstreamError(
-                f"upstream {provider.name} ({provider.vendor}) failed: "
-                f"{provider.redact(type(exc).__name__ + ': ' + str(exc))}",
+                f"upstream {who} failed: {provider.redact(str(exc))}",
                 vendor=provider.vendor,
                 status=502,
             ) from None
+
+
+__all__ = ["Response", "Transport"]

@@ -39,6 +39,7 @@ class TimeoutConfig(_Strict):
     connect: float = Field(10.0, gt=0)
     # time to the first byte of the answer and between stream chunks
     read: float = Field(600.0, gt=0)
+    # from sending the request to the last byte of the answer (streams included)
     total: float | None = Field(None, gt=0)
 
 
@@ -55,6 +56,9 @@ class ProviderConfig(_Strict):
     # ask for usage in streams (stream_options.include_usage); None: the vendor's default
     stream_usage: bool | None = None
     timeout: TimeoutConfig = Field(default_factory=lambda: TimeoutConfig())
+    # a CA bundle to verify the upstream's TLS certificate (a private CA, a self-signed server)
+    ca_file: str | None = None
+    # idle keep-alive connections kept open per upstream host
     max_connections: int = Field(1000, ge=1)
 
     @field_validator("base_url")

@@ -7,6 +7,7 @@ modules subclass `Provider` and register themselves; nothing else knows vendor n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class Provider:
             problems.append(("api_key", f"required for type {cls.vendor!r}{hint}"))
         if config.base_url is None and cls.default_base_url is None:
             problems.append(("base_url", f"required for type {cls.vendor!r}"))
+        if config.ca_file is not None and not Path(config.ca_file).is_file():
+            problems.append(("ca_file", f"no such file: {config.ca_file}"))
         return problems
 
     @classmethod

@@ -164,10 +164,13 @@ class _Connection(asyncio.Protocol):
 class Response:
     """An answer whose headers are in; read the body with `read()` or `chunks()`."""
 
-    def __init__(self, pool: Pool, conn: _Connection, read_timeout: float | None) -> None:
+    def __init__(
+        self, pool: Pool, conn: _Connection, read_timeout: float | None, deadline: float | None
+    ) -> None:
         self._pool = pool
         self._conn = conn
         self._read_timeout = read_timeout
+        self._deadline = deadline
         self.status = conn.status
         self.headers = conn.headers
         self._done = False
@@ -192,7 +195,7 @@ class Response:
                 break
             if conn.error is not None:
                 raise conn.error
-            await conn.wait(self._read_timeout)
+            await conn.wait(_timeout(self._read_timeout, self._deadline, conn.loop))
         self.release()
 
     async def read(self) -> bytes:
@@ -226,15 +229,23 @@ class Pool:
     """Keep-alive connections to one origin."""
 
     def __init__(
-        self, url: URL, *, connect_timeout: float, read_timeout: float | None, max_idle: int = 256
+        self,
+        url: URL,
+        *,
+        connect_timeout: float,
+        read_timeout: float | None,
+        total_timeout: float | None = None,
+        max_idle: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = url.raw_host or ""
         self.port = url.port or (443 if url.scheme == "https" else 80)
-        self.ssl: ssl.SSLContext | None = (
-            ssl.create_default_context() if url.scheme == "https" else None
-        )
+        self.ssl: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            self.ssl = ssl_context or ssl.create_default_context()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.total_timeout = total_timeout  # from sending to the end of the answer
         self.max_idle = max_idle
         self.idle: deque[_Connection] = deque()
         default_port = 443 if url.scheme == "https" else 80
@@ -281,6 +292,7 @@ class Pool:
 
     async def _exchange(self, conn: _Connection, head: bytes, body: bytes) -> Response:
         assert conn.transport is not None
+        deadline = conn.loop.time() + self.total_timeout if self.total_timeout else None
         conn.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             conn.transport.write(body)
@@ -288,18 +300,28 @@ class Pool:
             while not conn.headers_done:
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(self.read_timeout)
+                await conn.wait(_timeout(self.read_timeout, deadline, conn.loop))
         except BaseException:
             conn.closed = True
             conn.transport.close()
             raise
-        return Response(self, conn, self.read_timeout)
+        return Response(self, conn, self.read_timeout, deadline)
 
     def close(self) -> None:
         while self.idle:
             conn = self.idle.pop()
             if conn.transport is not None:
                 conn.transport.close()
+
+
+def _timeout(
+    read: float | None, deadline: float | None, loop: asyncio.AbstractEventLoop
+) -> float | None:
+    """The wait allowed now: the read timeout, or less if the total deadline is nearer."""
+    if deadline is None:
+        return read
+    left = max(deadline - loop.time(), 0.001)
+    return left if read is None else min(read, left)
 
 
 def request_head(url: URL, host_header: str, headers: dict[str, str], length: int) -> bytes:

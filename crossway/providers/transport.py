@@ -7,6 +7,8 @@ key): connect failures 503, timeouts 504, broken connections 502.
 
 from __future__ import annotations
 
+import ssl
+
 from yarl import URL
 
 from crossway.errors import UpstreamError
@@ -45,12 +47,17 @@ class Transport:
             origin = (url.scheme, url.raw_host or "", url.port)
             pool = self._pools.get(origin)
             if pool is None:
-                timeout = self.provider.config.timeout
+                config = self.provider.config
+                context = (
+                    ssl.create_default_context(cafile=config.ca_file) if config.ca_file else None
+                )
                 pool = Pool(
                     url,
-                    connect_timeout=timeout.connect,
-                    read_timeout=timeout.read,
-                    max_idle=self.provider.config.max_connections,
+                    connect_timeout=config.timeout.connect,
+                    read_timeout=config.timeout.read,
+                    total_timeout=config.timeout.total,
+                    max_idle=config.max_connections,
+                    ssl_context=context,
                 )
                 self._pools[origin] = pool
             head = request_head(

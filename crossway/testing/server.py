@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -173,15 +174,21 @@ class HTTPServer:
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, sock: Any = None) -> int:
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sock: Any = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> int:
         loop = asyncio.get_running_loop()
         if sock is not None:
             self._server = await loop.create_server(
-                lambda: _Connection(self), sock=sock, backlog=2048
+                lambda: _Connection(self), sock=sock, backlog=2048, ssl=tls
             )
         else:
             self._server = await loop.create_server(
-                lambda: _Connection(self), host, port, reuse_address=True, backlog=2048
+                lambda: _Connection(self), host, port, reuse_address=True, backlog=2048, ssl=tls
             )
         port_used: int = self._server.sockets[0].getsockname()[1]
         return port_used

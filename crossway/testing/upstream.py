@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -87,10 +88,12 @@ class SimulatedUpstream:
         self.base_url = ""
         self._server = HTTPServer(self.handle)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> str:
         """Listen in the running loop; returns the base URL (`http://host:port`)."""
-        port = await self._server.start(host, port)
-        self.base_url = f"http://{host}:{port}"
+        port = await self._server.start(host, port, tls=tls)
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{port}"
         return self.base_url
 
     async def start_on_socket(self, sock: socket.socket) -> str:

@@ -197,3 +197,26 @@ async def test_dropping_an_unfinished_answer_closes_its_connection() -> None:
             break
         resp.close()
         assert not pool.idle
+
+
+async def test_total_timeout_ends_a_trickling_answer() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(100):  # each chunk well inside the read timeout
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+    async with RawServer([trickle]) as server:
+        pool = Pool(
+            URL(f"http://127.0.0.1:{server.port}/"),
+            connect_timeout=2,
+            read_timeout=1,
+            total_timeout=0.3,
+        )
+        resp = await pool.request(head_for(pool, b""), b"")
+        received = b""
+        with pytest.raises(ReadTimeout):
+            async for chunk in resp.chunks():
+                received += chunk
+        assert 0 < len(received) < 100

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import MASTER_KEY, BackgroundLoop, start_gateway
+
 from crossway.testing import SimulatedUpstream
 
 

@@ -6,6 +6,7 @@ unexpected exception becomes a 500 with the request id, never a stack trace.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -14,6 +15,7 @@ from crossway.api import openai as openai_door
 from crossway.api import ops
 from crossway.api.auth import token_from
 from crossway.api.http import Receive, Request, Scope, Send
+from crossway.api.relay import record_refusal
 from crossway.api.routes import Route
 from crossway.api.services import Services
 from crossway.dialects import openai as openai_dialect
@@ -27,11 +29,7 @@ Hook = Callable[[], Awaitable[None]]
 def _aliases(routes: Iterable[Route]) -> list[Route]:
     """OpenAI-compatible clients configured without `/v1` reach the same handlers."""
     out = list(routes)
-    for route in routes:
-        if route.path.startswith("/v1/"):
-            out.append(
-                Route(route.method, route.path[3:], route.handler, route.auth, route.render_error)
-            )
+    out.extend(dataclasses.replace(r, path=r.path[3:]) for r in routes if r.path.startswith("/v1/"))
     return out
 
 
@@ -73,6 +71,7 @@ class CrosswayApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope, receive, send, self.services, "req_" + os.urandom(12).hex())
         render: Callable[[GatewayError], bytes] = openai_dialect.error_body
+        route: Route | None = None
         try:
             methods = self._find(scope["path"])
             if methods is None:
@@ -98,14 +97,20 @@ class CrosswayApp:
                 req.principal = self.services.auth.authenticate(token)
             await route.handler(req)
         except GatewayError as err:
+            self._refused(req, route, err)
             if not req.response_started:
                 await req.respond_error(err, render)
         except Exception:
             log.exception("unexpected error in request %s", req.request_id)
+            internal = GatewayError(f"internal error; request id {req.request_id}")
+            self._refused(req, route, internal)
             if not req.response_started:
-                await req.respond_error(
-                    GatewayError(f"internal error; request id {req.request_id}"), render
-                )
+                await req.respond_error(internal, render)
+
+    @staticmethod
+    def _refused(req: Request, route: Route | None, err: GatewayError) -> None:
+        if route is not None and route.metered and not req.usage_recorded:
+            record_refusal(req, route.metered, err)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

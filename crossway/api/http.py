@@ -37,6 +37,7 @@ class Request:
         "send",
         "services",
         "started",
+        "usage_recorded",
         "wall_started",
     )
 
@@ -52,6 +53,7 @@ class Request:
         self.wall_started = time.time()
         self.principal: Principal | None = None
         self.response_started = False
+        self.usage_recorded = False
         self._query: dict[str, str] | None = None
 
     @property

@@ -133,8 +133,8 @@ async def embeddings(req: Request) -> None:
 
 
 ROUTES = [
-    Route("POST", "/v1/chat/completions", chat_completions),
-    Route("POST", "/v1/embeddings", embeddings),
+    Route("POST", "/v1/chat/completions", chat_completions, metered="chat.completions"),
+    Route("POST", "/v1/embeddings", embeddings, metered="embeddings"),
     Route("GET", "/v1/models", list_models),
     Route("GET", "/v1/models/", get_model),
 ]

@@ -117,6 +117,19 @@ def _finish(req: Request, event: UsageEvent, status: int, error: GatewayError | 
         if info is not None:
             event.cost_usd = info.pricing.cost(event.usage)
     req.services.usage.record(event)
+    req.usage_recorded = True
+
+
+def record_refusal(req: Request, endpoint: str, error: GatewayError) -> None:
+    """A request refused before it reached an upstream still gets its usage event."""
+    principal = req.principal.id if req.principal is not None else "anonymous"
+    event = UsageEvent(
+        request_id=req.request_id,
+        started_at=req.wall_started,
+        endpoint=endpoint,
+        principal=principal,
+    )
+    _finish(req, event, error.status, error)
 
 
 async def relay_json(

@@ -18,5 +18,7 @@ class Route:
     path: str  # exact, or a prefix when it ends with "/"
     handler: Handler
     auth: bool = True
+    # the usage endpoint name when every request here is accounted ("chat.completions")
+    metered: str | None = None
     # how this front door's callers expect errors to look
     render_error: Callable[[GatewayError], bytes] = openai_dialect.error_body

@@ -331,3 +331,23 @@ def test_full_stream_validates_against_the_spec(gateway: RunningGateway) -> None
     )
     chunks = validate_sse_chat_stream(resp.content)
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
+def test_refused_requests_are_accounted_too(gateway: RunningGateway) -> None:
+    bad = post(gateway, {"model": "gpt-4o", "messages": []})
+    event = gateway.event(bad.headers["x-request-id"])
+    assert event.status == 400 and event.error_type == "invalid_request_error"
+    assert event.principal == "master" and event.endpoint == "chat.completions"
+    with httpx.Client() as http:
+        anonymous = http.post(gateway.base_url + "/embeddings", json={})
+    event = gateway.event(anonymous.headers["x-request-id"])
+    assert event.status == 401 and event.principal == "anonymous"
+    unknown = post(gateway, {"model": "nope", "messages": USER})
+    assert gateway.event(unknown.headers["x-request-id"]).status == 404
+
+
+def test_paths_without_v1_reach_the_same_handlers(gateway: RunningGateway) -> None:
+    resp = httpx.post(gateway.root + "/chat/completions", headers=AUTH,
+                      json={"model": "gpt-4o-mini", "messages": []})
+    assert resp.status_code == 400
+    assert gateway.event(resp.headers["x-request-id"]).endpoint == "chat.completions"

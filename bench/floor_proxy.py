@@ -28,15 +28,28 @@ async def app(scope, receive, send):
     async with session.post(UPSTREAM + "/v1/chat/completions", data=body, headers=headers) as r:
         ctype = r.headers.get("content-type", "application/json").encode()
         if ctype.startswith(b"text/event-stream"):
-            await send({"type": "http.response.start", "status": r.status,
-                        "headers": [(b"content-type", ctype)]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": r.status,
+                    "headers": [(b"content-type", ctype)],
+                }
+            )
             async for chunk in r.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         else:
             raw = await r.read()
-            await send({"type": "http.response.start", "status": r.status, "headers": [
-                (b"content-type", ctype), (b"content-length", str(len(raw)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": r.status,
+                    "headers": [
+                        (b"content-type", ctype),
+                        (b"content-length", str(len(raw)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": raw})
 
 
@@ -46,5 +59,13 @@ if __name__ == "__main__":
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args()
     UPSTREAM = args.upstream.rstrip("/")
-    uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools",
-                lifespan="off", access_log=False, log_level="warning")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+    )

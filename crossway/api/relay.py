@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from crossway.api.disconnect import ClientWatch
 from crossway.api.http import JSON, Headers, Request
 from crossway.dialects import openai as openai_dialect
 from crossway.errors import GatewayError, UpstreamError
@@ -137,6 +138,7 @@ async def relay_json(
 ) -> None:
     """A non-streaming request: the upstream's JSON answer goes back as it came."""
     event = _usage_event(req, endpoint, route, stream=False)
+    watch = ClientWatch(req.receive)
     try:
         resp, dep = await _send(req, route, operation, payload, event, add_stream_usage=False)
         try:
@@ -148,7 +150,7 @@ async def relay_json(
                 vendor=dep.provider.vendor,
             ) from None
         finally:
-            resp.release()
+            resp.release()  # drops the connection if the answer was not read to its end
         event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
         try:
             event.usage = openai_dialect.usage_from(orjson.loads(raw))
@@ -167,7 +169,18 @@ async def relay_json(
     except GatewayError as err:
         _finish(req, event, err.status, err)
         raise
+    except asyncio.CancelledError:
+        if not watch.client_left():
+            raise
+        _finish(req, event, 499, _client_closed())
+        return
+    finally:
+        watch.stop()
     _finish(req, event, resp.status, None)
+
+
+def _client_closed() -> GatewayError:
+    return GatewayError("the client closed the connection", kind="client_closed")
 
 
 def _last_boundary(data: bytes) -> int:
@@ -257,27 +270,22 @@ async def relay_stream(
 ) -> None:
     """A streaming request: forward events as they arrive; cancel upstream if the client goes."""
     event = _usage_event(req, endpoint, route, stream=True)
+    usage = _StreamUsage(strip=not client_wants_usage)
+    status, error = 200, None
+    resp: Response | None = None
+    watch = ClientWatch(req.receive)
     try:
         resp, dep = await _send(
             req, route, "chat", payload, event, add_stream_usage=not client_wants_usage
         )
-    except GatewayError as err:
-        _finish(req, event, err.status, err)
-        raise
-    event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
-    headers = req.base_headers()
-    headers += [
-        (b"content-type", resp.headers.get("content-type", "").encode() or _EVENT_STREAM),
-        (b"cache-control", b"no-cache"),
-        (b"x-accel-buffering", b"no"),
-    ]
-    headers += _response_headers(req, resp, dep)
-    usage = _StreamUsage(strip=not client_wants_usage)
-    status, error = 200, None
-    relay_task = asyncio.current_task()
-    assert relay_task is not None
-    watcher = asyncio.get_running_loop().create_task(_cancel_on_disconnect(req, relay_task))
-    try:
+        event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
+        headers = req.base_headers()
+        headers += [
+            (b"content-type", resp.headers.get("content-type", "").encode() or _EVENT_STREAM),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        headers += _response_headers(req, resp, dep)
         await req.start(200, headers)
         error, reported = await _pump(req, resp, dep, usage, event)
         if error is not None:
@@ -291,14 +299,17 @@ async def relay_stream(
                     }
                 )
         await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+    except GatewayError as err:  # before the stream started: a plain error answer
+        status, error = err.status, err
+        raise
     except asyncio.CancelledError:
-        if not watcher.done() or watcher.cancelled():
+        if not watch.client_left():
             raise
-        relay_task.uncancel()  # our own cancel: the client went away
-        status, error = 499, GatewayError("the client closed the connection", kind="client_closed")
+        status, error = 499, _client_closed()
     finally:
-        watcher.cancel()
-        resp.close()  # on early exit this drops the upstream connection, which cancels it
+        watch.stop()
+        if resp is not None:
+            resp.close()  # on early exit this drops the upstream connection, which cancels it
         event.usage = usage.usage
         _finish(req, event, status, error)
 
@@ -355,13 +366,3 @@ async def _pump(
         vendor=dep.provider.vendor,
         kind="upstream_incomplete",
     ), False
-
-
-async def _cancel_on_disconnect(req: Request, relay: asyncio.Task[Any]) -> None:
-    """Wait for the client to leave, then cancel the task relaying to it."""
-    while True:
-        message = await req.receive()
-        if message["type"] == "http.disconnect":
-            break
-    if not relay.done():
-        relay.cancel()

@@ -347,7 +347,10 @@ def test_refused_requests_are_accounted_too(gateway: RunningGateway) -> None:
 
 
 def test_paths_without_v1_reach_the_same_handlers(gateway: RunningGateway) -> None:
-    resp = httpx.post(gateway.root + "/chat/completions", headers=AUTH,
-                      json={"model": "gpt-4o-mini", "messages": []})
+    resp = httpx.post(
+        gateway.root + "/chat/completions",
+        headers=AUTH,
+        json={"model": "gpt-4o-mini", "messages": []},
+    )
     assert resp.status_code == 400
     assert gateway.event(resp.headers["x-request-id"]).endpoint == "chat.completions"

@@ -118,3 +118,32 @@ def test_only_the_usage_event_is_reencoded() -> None:
         + (b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
         + done
     )
+
+
+def test_client_leaving_before_the_answer_cancels_the_upstream(
+    gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
+    import pytest
+
+    for stream in (False, True):
+        before = upstream.cancelled
+        closed_before = sum(e.status == 499 for e in gateway.usage.events)
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": USER,
+            "stream": stream,
+            "simulate": {"latency_ms": 3000},
+        }
+        with pytest.raises(httpx.ReadTimeout), httpx.Client(timeout=0.5) as http:
+            http.post(
+                gateway.base_url + "/chat/completions",
+                json=body,
+                headers={"authorization": f"Bearer {MASTER_KEY}"},
+            )
+        assert wait_until(lambda b=before: upstream.cancelled == b + 1), stream
+        assert wait_until(lambda: upstream.active == 0)
+        assert wait_until(
+            lambda n=closed_before: sum(e.status == 499 for e in gateway.usage.events) == n + 1
+        )
+        closed = [e for e in gateway.usage.events if e.status == 499]
+        assert closed[-1].stream == stream and closed[-1].error_type == "client_closed"

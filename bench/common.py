@@ -1,0 +1,35 @@
+"""What every part of the benchmark shares: paths, the key and model, the chat endpoint.
+
+Kept apart so the other modules can import these without importing each other.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+KEY = "sk-bench"
+MODEL = "bench-model"
+CHAT_PATH = "/v1/chat/completions"
+CONNECTIONS = 32
+HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+DIRECT = "direct"  # the upstream measured without a proxy: the ceiling
+FLOOR = "floor"  # bench/floor_proxy.py: the practical floor for a Python gateway
+CROSSWAY = "crossway"  # `crossway serve` with the --server of the run
+TARGETS = (DIRECT, FLOOR, CROSSWAY)  # the targets of a run without --compare-servers
+SCENARIOS = ("short", "stream20", "long")
+T0 = time.perf_counter()
+
+
+def say(message: str) -> None:
+    """Progress on stderr, with the seconds since the start, so stdout is the table alone."""
+    print(f"[{time.perf_counter() - T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def key_of(target: str) -> str:
+    """A target's name as a JSON key prefix: `crossway-granian` -> `crossway_granian`."""
+    return target.replace("-", "_")

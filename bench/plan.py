@@ -1,0 +1,96 @@
+"""What one run does: the command line, with the quick or full defaults filled in.
+
+Which Crossway processes run (one, or one per server with --compare-servers) is decided
+here, so every step after just iterates over the plan's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import BENCH, CROSSWAY, DIRECT, FLOOR
+
+SERVERS = ("uvicorn", "granian")  # what `crossway serve --server` accepts
+
+
+@dataclass
+class Plan:
+    """What this run does: the options, with the quick or full defaults filled in."""
+
+    quick: bool
+    duration: int
+    rounds: int
+    warmup_s: int
+    requests: int
+    stream_requests: int
+    seq_warmup: int
+    startups: int
+    out: Path
+    keep: bool
+    server: str = "uvicorn"
+    compare_servers: bool = False
+
+    @property
+    def crossways(self) -> dict[str, str]:
+        """Crossway target name -> the server it runs on."""
+        if self.compare_servers:
+            return {CROSSWAY: "uvicorn", f"{CROSSWAY}-granian": "granian"}
+        return {CROSSWAY: self.server}
+
+    @property
+    def targets(self) -> list[str]:
+        return [DIRECT, FLOOR, *self.crossways]
+
+
+def parse_plan(doc: str | None) -> Plan:
+    """The command line (doc: the --help text), with the quick or full defaults."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="about one minute in all")
+    parser.add_argument(
+        "--duration", type=int, help="seconds per wrk measurement (default 5, quick 2)"
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
+    parser.add_argument(
+        "--requests", type=int, help="sequential requests per target (default 2000, quick 400)"
+    )
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="uvicorn",
+        help="passed to `crossway serve --server` (default uvicorn)",
+    )
+    parser.add_argument(
+        "--compare-servers",
+        action="store_true",
+        help="run Crossway on uvicorn (`crossway`) and on granian (`crossway-granian`) "
+        "side by side, interleaved",
+    )
+    parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (server logs); kept anyway when a figure is invalid",
+    )
+    args = parser.parse_args()
+    if args.compare_servers and args.server != "uvicorn":
+        parser.error("--compare-servers runs both servers; leave out --server")
+    quick = args.quick
+    requests = args.requests or (400 if quick else 2000)
+    return Plan(
+        quick=quick,
+        duration=args.duration or (2 if quick else 5),
+        rounds=args.rounds or (1 if quick else 3),
+        warmup_s=1,
+        requests=requests,
+        stream_requests=max(50, requests // 4),
+        seq_warmup=100 if quick else 200,
+        startups=1 if quick else 3,
+        out=Path(args.out),
+        keep=args.keep,
+        server=args.server,
+        compare_servers=args.compare_servers,
+    )

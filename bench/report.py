@@ -1,0 +1,212 @@
+"""The markdown summary of a run, built from the results dict alone (the same as the JSON).
+
+So a saved JSON can be re-rendered, and the table shows exactly what the JSON holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import CONNECTIONS, CROSSWAY, DIRECT, TARGETS, key_of
+
+
+def crossway_servers(res: dict[str, Any]) -> dict[str, str]:
+    """Crossway target -> server it ran on (older JSON without the field: uvicorn)."""
+    servers: dict[str, str] = res["plan"].get("crossway_servers", {CROSSWAY: "uvicorn"})
+    return servers
+
+
+def _header(res: dict[str, Any]) -> list[str]:
+    m = res["machine"]
+    plan = res["plan"]
+    servers = crossway_servers(res)
+    pkgs = m["packages"]
+    granian = f", granian {pkgs.get('granian')}" if "granian" in servers.values() else ""
+    if len(servers) == 1:
+        server = next(iter(servers.values()))
+        serving = f"Crossway served by {server} (`crossway serve --server {server}`)"
+    else:
+        serving = "Crossway served by " + " and ".join(
+            f"{server} (`{name}`)" for name, server in servers.items()
+        )
+        serving += ", side by side, interleaved in every round"
+    return [
+        f"## Crossway benchmark ({'quick' if plan['quick'] else 'full'})",
+        "",
+        f"{m['nproc']} CPUs ({m['cpu_model']}), {m['memory_mb']} MB, Python {m['python']}, "
+        f"uvicorn {pkgs['uvicorn']}, uvloop {pkgs['uvloop']}, "
+        f"aiohttp {pkgs['aiohttp']}, orjson {pkgs['orjson']}{granian}; "
+        f"{m['wrk']}; commit {m['git_commit']}",
+        f"wrk -t1 -c{CONNECTIONS}, {plan['rounds']} interleaved round(s) of "
+        f"{plan['duration_s']} s; body bytes {plan['body_bytes']}",
+        serving,
+        "",
+    ]
+
+
+def _ratio_note(per: dict[str, Any], target: str, base: str) -> str | None:
+    name = f"{key_of(target)}_over_{key_of(base)}"
+    if name not in per:
+        return None
+    by_round = ", ".join(f"{x:.2f}" for x in per[f"{name}_by_round"])
+    return f"{per[name]:.2f}x {base} (rounds: {by_round})"
+
+
+def _throughput(res: dict[str, Any], targets: list[str]) -> list[str]:
+    m = res["machine"]
+    crossways = list(crossway_servers(res))
+    lines = [
+        "### Throughput (32 connections; median of rounds)",
+        "",
+        "| scenario | target | req/s | (min-max) | p50 ms | p90 ms | p99 ms | errors "
+        "| CPU% upstream / proxy / wrk / machine | note |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|---|",
+    ]
+    for scenario, per in res["throughput"].items():
+        for target in targets:
+            e = per.get(target)
+            if e is None:
+                continue
+            lat = e["latency_ms"]
+            cpu = e["cpu_percent"]
+            proxy = "-" if target == DIRECT else f"{cpu[target]:.0f}"
+            note = []
+            if not e["valid"]:
+                note.append(f"**INVALID: errors {e['errors']}**")
+            if e.get("near_upstream_ceiling"):
+                note.append("**within 10% of upstream ceiling**")
+            if target in crossways:
+                for base in ("floor", *crossways[: crossways.index(target)]):
+                    ratio = _ratio_note(per, target, base)
+                    if ratio:
+                        note.append(ratio)
+            if target != DIRECT:
+                note.append(f"{e['fraction_of_upstream_ceiling']:.2f}x upstream")
+            errors = sum(e["errors"].values())
+            lines.append(
+                f"| {scenario} | {target} | {e['rps_median']:.0f} | "
+                f"{e['rps_min']:.0f}-{e['rps_max']:.0f} | {lat['p50']:.2f} | "
+                f"{lat['p90']:.2f} | {lat['p99']:.2f} | {errors} | "
+                f"{cpu['upstream']:.0f} / {proxy} / {cpu['wrk']:.0f} / "
+                f"{cpu['machine_busy']:.0f} | {'; '.join(note)} |"
+            )
+    return [
+        *lines,
+        "",
+        "CPU%: per process in % of one core; machine: % of all "
+        f"{m['nproc']} CPUs busy. The direct rows are the upstream's ceiling.",
+        "",
+    ]
+
+
+def _sequential(res: dict[str, Any], targets: list[str]) -> list[str]:
+    s = res["sequential"]["short"]
+    lines = [
+        f"### One request at a time (short chat, {s['requests_each']} each, keep-alive)",
+        "",
+        "| target | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for target in targets:
+        t = s["targets"][target]["total_ms"]
+        add = s["targets"][target].get("added_vs_direct", {}).get("total_ms")
+        lines.append(
+            f"| {target} | {t['p50']:.3f} | {t['p90']:.3f} | {t['p99']:.3f} | "
+            + (f"{add['p50']:+.3f} | {add['p99']:+.3f} |" if add else "- | - |")
+        )
+    st = res["sequential"]["stream20"]
+    lines += [
+        "",
+        f"### One stream at a time (20 chunks, {st['requests_each']} each)",
+        "",
+        "| target | first byte p50 | first byte p99 | whole stream p50 | whole stream p99 "
+        "| added first byte p50 / p99 | added whole p50 / p99 |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for target in targets:
+        t = st["targets"][target]
+        fb, tot = t["first_byte_ms"], t["total_ms"]
+        add = t.get("added_vs_direct")
+        extra = (
+            f"{add['first_byte_ms']['p50']:+.3f} / {add['first_byte_ms']['p99']:+.3f} | "
+            f"{add['total_ms']['p50']:+.3f} / {add['total_ms']['p99']:+.3f} |"
+            if add
+            else "- | - |"
+        )
+        lines.append(
+            f"| {target} | {fb['p50']:.3f} | {fb['p99']:.3f} | {tot['p50']:.3f} | "
+            f"{tot['p99']:.3f} | {extra}"
+        )
+    return [*lines, ""]
+
+
+def _memory_and_startup(res: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Memory and start-up",
+        "",
+        "| process | RSS idle MB | RSS peak MB (VmHWM) | RSS at end MB |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, r in res["rss_mb"].items():
+        lines.append(f"| {name} | {r['idle']} | {r['hwm']} | {r['end']} |")
+    su = res["startup_ms"]
+    servers = crossway_servers(res)
+    if servers == {CROSSWAY: "uvicorn"}:  # the line as it always was
+        spawns = (
+            f"Spawn of `crossway serve` to first answered chat: median "
+            f"{su['crossway_median']:.0f} ms (runs {su['crossway_runs']})"
+        )
+    else:
+        spawns = "Spawn to first answered chat: " + "; ".join(
+            f"`crossway serve --server {server}` ({name}) median "
+            f"{su[key_of(name) + '_median']:.0f} ms (runs {su[key_of(name) + '_runs']})"
+            for name, server in servers.items()
+        )
+    return [*lines, "", f"{spawns}; floor proxy {su['floor']:.0f} ms.", ""]
+
+
+def _usage(res: dict[str, Any]) -> list[str]:
+    lines = []
+    for name in crossway_servers(res):
+        u = res.get(f"{key_of(name)}_usage_log")
+        if u is None:
+            continue
+        label = "Crossway usage log" if name == CROSSWAY else f"Crossway usage log ({name})"
+        lines += [
+            f"{label}: {u['events']} events (status {u['by_status']}) for "
+            f"{u['requests_answered_to_clients']} requests answered to clients "
+            f"(wrk does not count those cut at the end of a run); "
+            f"{u['queue_full_warnings']} queue-full warnings, {u['error_lines']} error "
+            "lines.",
+            "",
+        ]
+    return lines
+
+
+def markdown(res: dict[str, Any]) -> str:
+    """The printed summary: header, throughput, sequential latency, memory, warnings."""
+    targets: list[str] = res["plan"].get("targets", list(TARGETS))
+    lines = _header(res)
+    if "throughput" in res:
+        lines += _throughput(res, targets)
+    if "sequential" in res:
+        lines += _sequential(res, targets)
+    if "rss_mb" in res:
+        lines += _memory_and_startup(res)
+    lines += _usage(res)
+    exc = {k: v for k, v in res.get("server_log_exceptions", {}).items() if v}
+    if exc:
+        lines += [
+            f"Exceptions in server logs (streams cut by wrk at the end of a run show up "
+            f"here): {exc}",
+            "",
+        ]
+    if res["warnings"]:
+        lines += ["### WARNINGS", ""] + [f"- **{w}**" for w in res["warnings"]] + [""]
+    else:
+        lines += [
+            "No warnings: every figure valid (no errors, no non-2xx), upstream not "
+            "within 10% of its ceiling.",
+            "",
+        ]
+    return "\n".join(lines)

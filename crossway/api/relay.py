@@ -2,7 +2,7 @@
 
 When the caller's wire format is the upstream's, the body goes through as parsed JSON with only
 the model rewritten, and the answer comes back byte for byte. Streams are forwarded event by
-event as they arrive; the only event ever touched is the usage one (see `_StreamUsage`).
+event as they arrive; the only event ever touched is the usage one (see `StreamUsage`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import orjson
 from crossway.api.disconnect import ClientWatch
 from crossway.api.http import JSON, Headers, Request
 from crossway.dialects import openai as openai_dialect
+from crossway.dialects.openai import StreamUsage
+from crossway.dialects.sse import EventCutter, last_event
 from crossway.errors import GatewayError, UpstreamError
-from crossway.ir import Usage
 from crossway.providers.errors import upstream_error
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
@@ -183,94 +184,12 @@ def _client_closed() -> GatewayError:
     return GatewayError("the client closed the connection", kind="client_closed")
 
 
-def _last_boundary(data: bytes) -> int:
-    """The end of the last complete SSE event in `data`, or -1."""
-    cut = data.rfind(b"\n\n")
-    end = cut + 2 if cut >= 0 else -1
-    if b"\r" in data:
-        crlf = data.rfind(b"\r\n\r\n")
-        if crlf >= 0:
-            end = max(end, crlf + 4)
-        cr = data.rfind(b"\r\r")
-        if cr >= 0:
-            end = max(end, cr + 2)
-    return end
-
-
-def _event_data(raw_event: bytes) -> bytes | None:
-    lines = [line[5:].lstrip(b" ") for line in raw_event.splitlines() if line.startswith(b"data:")]
-    return b"\n".join(lines) if lines else None
-
-
-def _null_usages(data: bytes) -> int:
-    return data.count(b'"usage":null') + data.count(b'"usage": null')
-
-
-class _StreamUsage:
-    """Finds the usage chunk as events pass, and hides it if only Crossway asked for it.
-
-    With `include_usage` set by Crossway, every chunk carries `"usage":null` and one last
-    chunk carries the usage with `choices: []`; a client that did not ask sees neither.
-    """
-
-    __slots__ = ("strip", "usage")
-
-    def __init__(self, strip: bool) -> None:
-        self.strip = strip
-        self.usage: Usage | None = None
-
-    def process(self, out: bytes) -> bytes:
-        mentions = out.count(b'"usage"')
-        if not mentions:
-            return out
-        if mentions == _null_usages(out):
-            return self._drop_nulls(out)
-        # some event carries real usage: only that one is parsed, the rest stay bytes
-        if b"\r" in out:
-            out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        kept = []
-        for raw_event in out.split(b"\n\n"):
-            mentions = raw_event.count(b'"usage"')
-            if mentions and mentions != _null_usages(raw_event):
-                kept_event = self._one(raw_event)
-            else:
-                kept_event = self._drop_nulls(raw_event)
-            if kept_event is not None:
-                kept.append(kept_event)
-        return b"\n\n".join(kept)
-
-    def _drop_nulls(self, out: bytes) -> bytes:
-        if not self.strip:
-            return out
-        return out.replace(b',"usage":null', b"").replace(b', "usage": null', b"")
-
-    def _one(self, raw_event: bytes) -> bytes | None:
-        data = _event_data(raw_event)
-        try:
-            chunk = orjson.loads(data) if data is not None else None
-        except orjson.JSONDecodeError:
-            return raw_event  # not ours to judge; pass it on
-        if not isinstance(chunk, dict):
-            return raw_event
-        usage = openai_dialect.usage_from(chunk)
-        if usage is not None:
-            self.usage = usage
-        if not self.strip:
-            return raw_event
-        if usage is not None and chunk.get("choices") == []:
-            return None
-        if "usage" in chunk:
-            del chunk["usage"]
-            return b"data: " + orjson.dumps(chunk)
-        return raw_event
-
-
 async def relay_stream(
     req: Request, endpoint: str, route: Route, payload: dict[str, Any], client_wants_usage: bool
 ) -> None:
     """A streaming request: forward events as they arrive; cancel upstream if the client goes."""
     event = _usage_event(req, endpoint, route, stream=True)
-    usage = _StreamUsage(strip=not client_wants_usage)
+    usage = StreamUsage(strip=not client_wants_usage)
     status, error = 200, None
     resp: Response | None = None
     watch = ClientWatch(req.receive)
@@ -318,23 +237,17 @@ async def _pump(
     req: Request,
     resp: Response,
     dep: Deployment,
-    usage: _StreamUsage,
+    usage: StreamUsage,
     event: UsageEvent,
 ) -> tuple[GatewayError | None, bool]:
     """Forward upstream bytes. If the stream broke: the error, and whether upstream said so."""
     send = req.send
-    pending = b""
+    cutter = EventCutter()
     first = True
     last = b""  # the last bytes sent: its final event tells how the stream ended
     try:
         async for chunk in resp.chunks():
-            data = pending + chunk if pending else chunk
-            cut = _last_boundary(data)
-            if cut < 0:
-                pending = data
-                continue
-            out, pending = (data, b"") if cut == len(data) else (data[:cut], data[cut:])
-            out = usage.process(out)
+            out = usage.process(cutter.feed(chunk))
             if not out:
                 continue
             if first:
@@ -348,11 +261,11 @@ async def _pump(
             f"{type(exc).__name__}",
             vendor=dep.provider.vendor,
         ), False
-    if pending.strip():  # a last event without its blank line
-        out = usage.process(pending + b"\n\n")
-        last = out
-        await send({"type": "http.response.body", "body": out, "more_body": True})
-    final_event = last.rstrip().rsplit(b"\n\n", 1)[-1]
+    rest = cutter.finish()
+    if rest:  # a last event without its blank line
+        last = usage.process(rest)
+        await send({"type": "http.response.body", "body": last, "more_body": True})
+    final_event = last_event(last)
     if b"[DONE]" in final_event:
         return None, False
     if b'"error"' in final_event:  # the upstream reported its own in-stream error, already relayed

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from crossway.dialects.sse import event_data
 from crossway.errors import GatewayError
 from crossway.ir import Usage
 
@@ -60,3 +61,66 @@ def usage_from(data: Any) -> Usage | None:
         if isinstance(completion_details, dict)
         else 0,
     )
+
+
+def _null_usages(data: bytes) -> int:
+    return data.count(b'"usage":null') + data.count(b'"usage": null')
+
+
+class StreamUsage:
+    """Finds the usage chunk as events pass, and hides it if only Crossway asked for it.
+
+    With `include_usage` set by Crossway, every chunk carries `"usage":null` and one last
+    chunk carries the usage with `choices: []`; a client that did not ask sees neither.
+    """
+
+    __slots__ = ("strip", "usage")
+
+    def __init__(self, strip: bool) -> None:
+        self.strip = strip
+        self.usage: Usage | None = None
+
+    def process(self, out: bytes) -> bytes:
+        mentions = out.count(b'"usage"')
+        if not mentions:
+            return out
+        if mentions == _null_usages(out):
+            return self._drop_nulls(out)
+        # some event carries real usage: only that one is parsed, the rest stay bytes
+        if b"\r" in out:
+            out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        kept = []
+        for raw_event in out.split(b"\n\n"):
+            mentions = raw_event.count(b'"usage"')
+            if mentions and mentions != _null_usages(raw_event):
+                kept_event = self._one(raw_event)
+            else:
+                kept_event = self._drop_nulls(raw_event)
+            if kept_event is not None:
+                kept.append(kept_event)
+        return b"\n\n".join(kept)
+
+    def _drop_nulls(self, out: bytes) -> bytes:
+        if not self.strip:
+            return out
+        return out.replace(b',"usage":null', b"").replace(b', "usage": null', b"")
+
+    def _one(self, raw_event: bytes) -> bytes | None:
+        data = event_data(raw_event)
+        try:
+            chunk = orjson.loads(data) if data is not None else None
+        except orjson.JSONDecodeError:
+            return raw_event  # not ours to judge; pass it on
+        if not isinstance(chunk, dict):
+            return raw_event
+        usage = usage_from(chunk)
+        if usage is not None:
+            self.usage = usage
+        if not self.strip:
+            return raw_event
+        if usage is not None and chunk.get("choices") == []:
+            return None
+        if "usage" in chunk:
+            del chunk["usage"]
+            return b"data: " + orjson.dumps(chunk)
+        return raw_event

@@ -1,0 +1,155 @@
+"""The usage ledger: one row per request, written in batches, read in aggregates.
+
+Writes are idempotent (a batch retried after a lost acknowledgement inserts nothing twice),
+and a key's spend grows only by the rows a batch actually inserted, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crossway.store.keys import _aware, _iso
+from crossway.store.tables import api_keys, usage
+from crossway.usage import UsageEvent
+
+GROUPS = ("day", "model", "key", "vendor")
+
+
+def _row(event: UsageEvent) -> dict[str, Any]:
+    u = event.usage
+    return {
+        "request_id": event.request_id,
+        "created_at": dt.datetime.fromtimestamp(event.started_at, dt.UTC),
+        "key_id": event.principal if event.principal.startswith("key_") else None,
+        "endpoint": event.endpoint,
+        "model_requested": event.model_requested,
+        "model": event.model,
+        "upstream_model": event.upstream_model,
+        "provider": event.provider,
+        "vendor": event.vendor,
+        "status": event.status,
+        "error_type": event.error_type,
+        "stream": event.stream,
+        "latency_ms": event.latency_ms,
+        "ttft_ms": event.ttft_ms,
+        "prompt_tokens": u.prompt_tokens if u else 0,
+        "completion_tokens": u.completion_tokens if u else 0,
+        "cached_tokens": u.cached_tokens if u else 0,
+        "reasoning_tokens": u.reasoning_tokens if u else 0,
+        "cost_usd": event.cost_usd,
+        "attempts": event.attempts,
+        "upstream_request_id": event.upstream_request_id,
+    }
+
+
+class Ledger:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        dialect = engine.dialect.name
+        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage)
+
+    async def write(self, events: list[UsageEvent]) -> None:
+        rows = [_row(e) for e in events]
+        statement = self._insert.on_conflict_do_nothing(index_elements=["request_id"]).returning(
+            usage.c.key_id, usage.c.cost_usd
+        )
+        async with self.engine.begin() as conn:
+            inserted = (await conn.execute(statement, rows)).all()
+            spend: dict[str, float] = defaultdict(float)
+            for key_id, cost in inserted:
+                if key_id is not None and cost:
+                    spend[key_id] += cost
+            for key_id, amount in spend.items():
+                await conn.execute(
+                    api_keys.update()
+                    .where(api_keys.c.id == key_id)
+                    .values(spend_total=api_keys.c.spend_total + amount)
+                )
+
+    async def request(self, request_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(usage.select().where(usage.c.request_id == request_id))
+            ).first()
+        if row is None:
+            return None
+        data = dict(row._mapping)
+        data["created_at"] = _iso(data["created_at"])
+        return data
+
+    def _day(self) -> sa.ColumnElement[str]:
+        if self.engine.dialect.name == "postgresql":
+            return sa.func.to_char(sa.func.timezone("UTC", usage.c.created_at), "YYYY-MM-DD")
+        return sa.func.strftime("%Y-%m-%d", usage.c.created_at)
+
+    async def summary(
+        self,
+        *,
+        key_id: str | None = None,
+        model: str | None = None,
+        vendor: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        group_by: str | None = None,
+    ) -> list[dict[str, Any]]:
+        group = {
+            "day": self._day(),
+            "model": usage.c.model,
+            "key": usage.c.key_id,
+            "vendor": usage.c.vendor,
+        }.get(group_by or "")
+        columns: list[Any] = [
+            sa.func.count().label("requests"),
+            sa.func.sum(sa.case((usage.c.status >= 400, 1), else_=0)).label("errors"),
+            sa.func.coalesce(sa.func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
+            sa.func.coalesce(sa.func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
+            sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
+        ]
+        if group is not None:
+            columns.insert(0, group.label(group_by))
+        query = sa.select(*columns)
+        for column, value in (
+            (usage.c.key_id, key_id),
+            (usage.c.model, model),
+            (usage.c.vendor, vendor),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(usage.c.created_at >= since)
+        if until is not None:
+            query = query.where(usage.c.created_at < until)
+        if group is not None:
+            query = query.group_by(group).order_by(group)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                k: (
+                    int(v)
+                    if k != "cost_usd" and isinstance(v, int | float) and k != group_by
+                    else v
+                )
+                for k, v in r._mapping.items()
+            }
+            for r in rows
+        ]
+
+    async def spend_since(self, since: dt.datetime) -> dict[str, float]:
+        """Each key's spend from `since` on, to seed the limiter's budget counters."""
+        query = (
+            sa.select(usage.c.key_id, sa.func.sum(usage.c.cost_usd))
+            .where(usage.c.created_at >= since, usage.c.key_id.is_not(None))
+            .group_by(usage.c.key_id)
+        )
+        async with self.engine.connect() as conn:
+            return {k: float(v or 0) for k, v in (await conn.execute(query)).all()}
+
+
+__all__ = ["GROUPS", "Ledger", "_aware"]

@@ -1,0 +1,50 @@
+"""`crossway db upgrade`: bring the database to the newest schema with Alembic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from crossway.store.engine import async_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # configparser interpolation: a literal % in a password must be doubled
+    config.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Run pending migrations. Call it outside a running event loop (it runs its own)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def current(database_url: str) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from crossway.store.engine import create_engine
+
+    async def read() -> str | None:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                try:
+                    row = (
+                        await conn.execute(text("SELECT version_num FROM alembic_version"))
+                    ).first()
+                except Exception:
+                    return None
+                return str(row[0]) if row else None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

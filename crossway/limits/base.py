@@ -1,0 +1,176 @@
+"""The limiter interface: admit a request under a key's limits, then settle what it used.
+
+Limits per key: requests per minute (a sliding window: never more than `rpm` in any 60 s),
+tokens per minute (a fixed calendar minute: tokens are only known after the answer), requests
+at once (leases that expire if a process dies holding them), and budgets in USD per UTC day,
+UTC month and in total. A budget is checked before a request and charged after it, so it is
+exceeded by at most the requests in flight when it ran out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from crossway.errors import GatewayError
+
+WINDOW_MS = 60_000
+LEASE_MS = 15 * 60_000  # a request holding a concurrency slot longer than this lets it go
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    budget_daily: float | None = None
+    budget_monthly: float | None = None
+    budget_total: float | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return all(
+            v is None
+            for v in (
+                self.rpm,
+                self.tpm,
+                self.concurrency,
+                self.budget_daily,
+                self.budget_monthly,
+                self.budget_total,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    daily: float
+    monthly: float
+    total: float
+
+
+@dataclass(slots=True)
+class Admission:
+    """What an admitted request reports back in its headers."""
+
+    requests_remaining: int | None = None
+    requests_reset_ms: int = 0
+    tokens_remaining: int | None = None
+    tokens_reset_ms: int = 0
+
+
+class Limiter(Protocol):
+    async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
+        """Admit or raise `RateLimited` / `BudgetExceeded`; on admission take a slot."""
+        ...
+
+    async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
+        """Give the slot back and charge the tokens and cost."""
+        ...
+
+    async def spend(self, key_id: str, now_ms: int) -> Spend: ...
+
+    async def seed(
+        self,
+        daily: dict[str, float],
+        monthly: dict[str, float],
+        total: dict[str, float],
+        now_ms: int,
+    ) -> None:
+        """Start the budget counters from the ledger (kept where already present)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class RateLimited(GatewayError):
+    status = 429
+    kind = "rate_limit_error"
+
+
+class BudgetExceeded(GatewayError):
+    status = 402
+    kind = "budget_exceeded"
+
+
+def day_id(now_ms: int) -> str:
+    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m%d")
+
+
+def month_id(now_ms: int) -> str:
+    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m")
+
+
+def period_start(now_ms: int, period: str) -> dt.datetime:
+    now = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
+    if period == "daily":
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_reset(now_ms: int, period: str) -> dt.datetime | None:
+    start = period_start(now_ms, period)
+    if period == "daily":
+        return start + dt.timedelta(days=1)
+    if period == "monthly":
+        return (start + dt.timedelta(days=32)).replace(day=1)
+    return None
+
+
+def budget_error(period: str, budget: float, spent: float, now_ms: int) -> BudgetExceeded:
+    reset = next_reset(now_ms, period)
+    when = (
+        f"it resets at {reset.isoformat().replace('+00:00', 'Z')}"
+        if reset
+        else "it does not reset: raise the budget to go on"
+    )
+    return BudgetExceeded(
+        f"the key's {period} budget of ${budget:g} is spent (${spent:.6f} used); {when}",
+        code=f"{period}_budget_exceeded",
+        retryable=False,
+    )
+
+
+def rate_error(
+    what: str, limit: int, reset_ms: int, admission: Admission, quota: Quota
+) -> RateLimited:
+    seconds = max(1, math.ceil(reset_ms / 1000))
+    headers = {"retry-after": str(seconds), **ratelimit_headers(admission, quota)}
+    nouns = {
+        "rpm": "requests per minute",
+        "tpm": "tokens per minute",
+        "concurrency": "requests at once",
+    }
+    return RateLimited(
+        f"rate limit reached: {limit} {nouns[what]} for this key; try again in {seconds} s",
+        code=f"{what}_limit_exceeded",
+        headers=headers,
+    )
+
+
+def duration(ms: int) -> str:
+    """OpenAI's reset format: '1s', '6m0s', '250ms'."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = math.ceil(ms / 1000)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+
+
+def ratelimit_headers(a: Admission, quota: Quota | None = None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if quota is None or quota.rpm is not None:
+        if quota is not None:
+            out["x-ratelimit-limit-requests"] = str(quota.rpm)
+        if a.requests_remaining is not None:
+            out["x-ratelimit-remaining-requests"] = str(max(a.requests_remaining, 0))
+            out["x-ratelimit-reset-requests"] = duration(a.requests_reset_ms)
+    if quota is None or quota.tpm is not None:
+        if quota is not None:
+            out["x-ratelimit-limit-tokens"] = str(quota.tpm)
+        if a.tokens_remaining is not None:
+            out["x-ratelimit-remaining-tokens"] = str(max(a.tokens_remaining, 0))
+            out["x-ratelimit-reset-tokens"] = duration(a.tokens_reset_ms)
+    return out

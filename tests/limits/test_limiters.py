@@ -1,0 +1,111 @@
+"""One suite over both limiter backends: memory and the Redis on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from crossway.limits import BudgetExceeded, Limiter, MemoryLimiter, Quota, RateLimited
+from crossway.limits.redis import RedisLimiter
+
+REDIS_URL = os.environ.get("CROSSWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+T0 = 1_795_000_000_000  # a fixed "now" in ms, mid-minute
+T0 -= T0 % 60_000 - 10_000
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
+    if request.param == "memory":
+        yield MemoryLimiter()
+        return
+    redis_limiter = RedisLimiter(REDIS_URL, prefix="cwtest-" + secrets.token_hex(4))
+    yield redis_limiter
+    keys = [k async for k in redis_limiter.redis.scan_iter(f"{redis_limiter.prefix}:*")]
+    if keys:
+        await redis_limiter.redis.delete(*keys)
+    await redis_limiter.close()
+
+
+async def test_rpm_is_a_sliding_window(limiter: Limiter) -> None:
+    quota = Quota(rpm=3)
+    for i in range(3):
+        admission = await limiter.admit("k", quota, f"r{i}", T0 + i * 1000)
+        assert admission.requests_remaining == 2 - i
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("k", quota, "r3", T0 + 5000)
+    assert refused.value.headers["retry-after"] == "55"
+    assert refused.value.headers["x-ratelimit-limit-requests"] == "3"
+    assert refused.value.headers["x-ratelimit-remaining-requests"] == "0"
+    # the first request leaves the window 60 s after it came
+    await limiter.admit("k", quota, "r4", T0 + 60_001)
+    with pytest.raises(RateLimited):
+        await limiter.admit("k", quota, "r5", T0 + 60_002)
+
+
+async def test_concurrency_slots_come_back_when_settled(limiter: Limiter) -> None:
+    quota = Quota(concurrency=2)
+    await limiter.admit("k", quota, "a", T0)
+    await limiter.admit("k", quota, "b", T0)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("k", quota, "c", T0)
+    assert refused.value.code == "concurrency_limit_exceeded"
+    await limiter.settle("k", "a", 0, 0.0, T0)
+    await limiter.admit("k", quota, "c", T0)
+    # a lease whose holder died expires by itself
+    await limiter.admit("k", quota, "d", T0 + 16 * 60_000)
+
+
+async def test_tpm_counts_tokens_settled_this_minute(limiter: Limiter) -> None:
+    quota = Quota(tpm=100)
+    await limiter.admit("k", quota, "a", T0)
+    await limiter.settle("k", "a", 120, 0.0, T0)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("k", quota, "b", T0 + 1000)
+    assert refused.value.code == "tpm_limit_exceeded"
+    assert refused.value.headers["x-ratelimit-remaining-tokens"] == "0"
+    await limiter.admit("k", quota, "c", T0 + 60_000)  # the next minute
+
+
+@pytest.mark.parametrize("period", ["daily", "monthly", "total"])
+async def test_budgets(limiter: Limiter, period: str) -> None:
+    quota = Quota(**{f"budget_{period}": 1.0})  # type: ignore[arg-type]
+    await limiter.admit("k", quota, "a", T0)
+    await limiter.settle("k", "a", 10, 0.6, T0)
+    await limiter.admit("k", quota, "b", T0)  # 0.6 < 1.0: still admitted
+    await limiter.settle("k", "b", 10, 0.6, T0)
+    with pytest.raises(BudgetExceeded) as refused:
+        await limiter.admit("k", quota, "c", T0)
+    message = refused.value.message
+    assert f"{period} budget of $1 is spent" in message and refused.value.status == 402
+    assert ("does not reset" in message) == (period == "total")
+    spend = await limiter.spend("k", T0)
+    assert spend.total == pytest.approx(1.2) and spend.daily == pytest.approx(1.2)
+    if period == "daily":  # a new UTC day starts from zero
+        await limiter.admit("k", quota, "d", T0 + 86_400_000)
+
+
+async def test_seed_starts_from_the_ledger_and_keeps_live_counters(limiter: Limiter) -> None:
+    await limiter.seed({"k": 0.5}, {"k": 2.0}, {"k": 7.0}, T0)
+    spend = await limiter.spend("k", T0)
+    assert (spend.daily, spend.monthly, spend.total) == (0.5, 2.0, 7.0)
+    await limiter.seed({"k": 0.1}, {"k": 0.1}, {"k": 0.1}, T0)  # an older view: ignored
+    assert (await limiter.spend("k", T0)).total == 7.0
+
+
+async def test_concurrent_admissions_admit_exactly_the_limit(limiter: Limiter) -> None:
+    quota = Quota(rpm=25)
+    results = await asyncio.gather(
+        *(limiter.admit("k", quota, f"r{i}", T0) for i in range(80)), return_exceptions=True
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 25
+    assert all(isinstance(r, RateLimited) for r in results if isinstance(r, Exception))
+
+
+async def test_unlimited_quota_admits_everything(limiter: Limiter) -> None:
+    for i in range(50):
+        admission = await limiter.admit("k", Quota(), f"r{i}", T0)
+        assert admission.requests_remaining is None

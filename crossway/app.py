@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 
+from crossway.api.access import Limits
 from crossway.api.asgi import CrosswayApp
-from crossway.api.auth import Authenticator, hash_key
+from crossway.api.auth import Authenticator, KeyRing, hash_key
 from crossway.api.services import Services
 from crossway.catalog import Catalog
 from crossway.config import ConfigError, Settings
+from crossway.limits import create_limiter
+from crossway.limits.base import period_start
 from crossway.providers import PROVIDER_TYPES, Provider
 from crossway.providers.transport import Transport
 from crossway.routing import Health, ModelTable, Router
+from crossway.store.engine import create_engine
+from crossway.store.keys import KeyStore
+from crossway.store.ledger import Ledger
 from crossway.store.meta import MetaStore, sqlite_path
 from crossway.usage import LogWriter, MemoryWriter, UsageRecorder, UsageWriter
 
@@ -64,6 +71,7 @@ def build_services(
     writers: list[UsageWriter] | None = None,
     catalog: Catalog | None = None,
 ) -> Services:
+    """Everything the app needs; nothing connects until the app starts."""
     catalog = catalog or Catalog.load()
     providers: dict[str, Provider] = {
         name: PROVIDER_TYPES[cfg.type](name, cfg) for name, cfg in settings.providers.items()
@@ -71,6 +79,10 @@ def build_services(
     transports = {name: Transport(p) for name, p in providers.items()}
     table = ModelTable.build(settings, catalog, providers, transports)
     router = Router(table, PROVIDER_TYPES, providers)
+    engine = create_engine(settings.database_url)
+    key_store = KeyStore(engine)
+    ledger = Ledger(engine)
+    keys = KeyRing(key_store, settings.key_refresh_seconds)
     if writers is None:
         writers = [LogWriter()] if settings.log_requests else []
     return Services(
@@ -80,21 +92,42 @@ def build_services(
         table=table,
         router=router,
         health=Health(settings.routing.failure_threshold, settings.routing.cooldown_seconds),
-        usage=UsageRecorder(writers),
-        auth=Authenticator(master.hash),
+        usage=UsageRecorder([ledger, *writers]),
+        auth=Authenticator(master.hash, keys),
+        engine=engine,
+        key_store=key_store,
+        keys=keys,
+        ledger=ledger,
+        limits=Limits(create_limiter(settings.redis_url)),
     )
+
+
+async def _seed_budgets(services: Services) -> None:
+    """Budget counters start from the ledger, so a restart does not forgive spending."""
+    now_ms = int(time.time() * 1000)
+    ledger = services.ledger
+    daily = await ledger.spend_since(period_start(now_ms, "daily"))
+    monthly = await ledger.spend_since(period_start(now_ms, "monthly"))
+    total = {k.id: k.spend_total for k in await services.key_store.list() if k.spend_total}
+    await services.limits.limiter.seed(daily, monthly, total, now_ms)
 
 
 def create_app(services: Services) -> CrosswayApp:
     async def startup() -> None:
         for transport in services.transports.values():
             await transport.open()
+        await services.keys.start()
+        await _seed_budgets(services)
         await services.usage.start()
 
     async def shutdown() -> None:
-        await services.usage.stop()  # flushes every pending usage event
+        await services.limits.drain()
+        await services.usage.stop()  # writes every pending usage event
+        await services.keys.stop()
+        await services.limits.limiter.close()
         for transport in services.transports.values():
             await transport.close()
+        await services.engine.dispose()
 
     return CrosswayApp(services, on_startup=[startup], on_shutdown=[shutdown])
 

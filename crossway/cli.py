@@ -64,6 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
         else:
             key_line = f"master key from {master.source}"
+    if settings.migrate_on_start:
+        _migrate(settings)
     services = build_services(settings, master)
     app = create_app(services)
     if upstream_sock is not None:
@@ -90,6 +92,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     SERVERS[settings.server.server](app, settings.server.host, settings.server.port, banner)
+    return 0
+
+
+def _migrate(settings: Settings) -> None:
+    from crossway.store.migrate import upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # unreachable server, bad URL, no permission
+        raise ConfigError(
+            settings.source,
+            [
+                (
+                    "database_url",
+                    f"could not migrate the database: {type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                )
+            ],
+        ) from None
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from crossway.store.migrate import current
+
+    settings = _load(args)
+    _migrate(settings)
+    print(f"database at revision {current(settings.database_url)}")
     return 0
 
 
@@ -145,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = with_config(config_sub.add_parser("check", help="validate settings, do not start"))
     check.set_defaults(func=cmd_config_check)
+
+    db = sub.add_parser("db", help="the database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = with_config(db_sub.add_parser("upgrade", help="run pending migrations"))
+    upgrade.set_defaults(func=cmd_db_upgrade)
 
     mk = sub.add_parser("master-key", help="the master key")
     mk_sub = mk.add_subparsers(dest="mk_command", required=True)

@@ -112,6 +112,10 @@ class Settings(_Strict):
     routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     log_requests: bool = True
+    # run pending database migrations when `serve` starts (else: `crossway db upgrade`)
+    migrate_on_start: bool = True
+    # how often each process reloads virtual keys from the store
+    key_refresh_seconds: float = Field(5.0, gt=0)
     # where the settings came from, for messages ("crossway.yaml", "environment")
     source: str = Field("environment", exclude=True)
 

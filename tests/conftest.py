@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -23,6 +24,7 @@ from crossway.api.auth import hash_key
 from crossway.api.services import Services
 from crossway.app import MasterKey, build_services, create_app
 from crossway.config import Settings, check_references
+from crossway.store.migrate import upgrade
 from crossway.testing import SimulatedUpstream
 from crossway.usage import MemoryWriter, UsageEvent
 
@@ -168,6 +170,13 @@ def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
 
 
 def start_gateway(background: BackgroundLoop, settings_data: dict[str, Any]) -> RunningGateway:
+    """A gateway on a free port; its database (a fresh SQLite file unless the settings name
+    one) is migrated first, as `crossway serve` does."""
+    settings_data = dict(settings_data)
+    if "database_url" not in settings_data:
+        folder = tempfile.mkdtemp(prefix="crossway-test-")
+        settings_data["database_url"] = f"sqlite:///{folder}/crossway.db"
+    upgrade(settings_data["database_url"])
     settings = Settings.model_validate(settings_data)
     check_references(settings)
     memory = MemoryWriter()

@@ -94,7 +94,7 @@ class CrosswayApp:
                 token = token_from(
                     req.header(b"authorization"), req.header(b"api-key") or req.header(b"x-api-key")
                 )
-                req.principal = self.services.auth.authenticate(token)
+                req.principal = await self.services.auth.authenticate(token)
             await route.handler(req)
         except GatewayError as err:
             self._refused(req, route, err)

@@ -1,15 +1,24 @@
-"""Who is calling: the key from the request, checked in constant time.
+"""Who is calling: the master key or a virtual key, checked by hash.
 
-Only a hash of the master key is held in memory. Virtual keys join here with the store.
+Neither secret is held in memory: only the master key's SHA-256 digest and the digests of
+virtual keys (looked up in a dict, refreshed from the store). A token is hashed once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
 import hashlib
 import hmac
+import logging
+import time
 from dataclasses import dataclass
 
 from crossway.errors import AuthenticationFailed
+from crossway.store.keys import ApiKey, KeyStore
+
+log = logging.getLogger("crossway.auth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +26,7 @@ class Principal:
     id: str
     name: str
     is_master: bool = False
+    key: ApiKey | None = None
 
 
 MASTER = Principal(id="master", name="master key", is_master=True)
@@ -36,19 +46,97 @@ def token_from(authorization: str | None, api_key: str | None) -> str | None:
     return api_key.strip() if api_key else None
 
 
-class Authenticator:
-    def __init__(self, master_key_hash: bytes) -> None:
-        self._master = master_key_hash
+class KeyRing:
+    """Virtual keys by hash, in memory; reloaded every `refresh_seconds` from the store.
 
-    def authenticate(self, token: str | None) -> Principal:
+    A key created by another gateway process is found on first use (a miss asks the store,
+    and a miss that stays a miss is remembered briefly, so bad tokens cannot hammer the
+    database). A change made through this process's admin API takes effect at once; one made
+    through another process within `refresh_seconds`.
+    """
+
+    def __init__(self, store: KeyStore, refresh_seconds: float = 5.0) -> None:
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self._by_hash: dict[str, ApiKey] = {}
+        self._misses: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        self._by_hash = {k.key_hash: k for k in await self.store.list()}
+        self._misses.clear()
+
+    async def start(self) -> None:
+        await self.load()
+        self._task = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                await self.load()
+            except Exception:  # the store is down: keep serving from what is known
+                log.warning("could not reload keys from the store", exc_info=True)
+
+    def put(self, key: ApiKey) -> None:
+        for old_hash in [h for h, k in self._by_hash.items() if k.id == key.id]:
+            del self._by_hash[old_hash]
+        self._by_hash[key.key_hash] = key
+        self._misses.pop(key.key_hash, None)
+
+    def drop(self, key_id: str) -> None:
+        for old_hash in [h for h, k in self._by_hash.items() if k.id == key_id]:
+            del self._by_hash[old_hash]
+
+    async def find(self, key_hash: str) -> ApiKey | None:
+        key = self._by_hash.get(key_hash)
+        if key is not None:
+            return key
+        now = time.monotonic()
+        if self._misses.get(key_hash, 0.0) > now:
+            return None
+        key = await self.store.by_hash(key_hash)
+        if key is None:
+            if len(self._misses) > 10_000:
+                self._misses.clear()
+            self._misses[key_hash] = now + self.refresh_seconds
+            return None
+        self._by_hash[key_hash] = key
+        return key
+
+
+class Authenticator:
+    def __init__(self, master_key_hash: bytes, keys: KeyRing | None = None) -> None:
+        self._master = master_key_hash
+        self.keys = keys
+
+    async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise AuthenticationFailed(
                 "no API key: send it as 'Authorization: Bearer <key>'",
                 code="missing_api_key",
                 retryable=False,
             )
-        if hmac.compare_digest(hash_key(token), self._master):
+        digest = hash_key(token)
+        if hmac.compare_digest(digest, self._master):
             return MASTER
-        raise AuthenticationFailed(
-            "the API key is not valid", code="invalid_api_key", retryable=False
-        )
+        key = await self.keys.find(digest.hex()) if self.keys is not None else None
+        if key is None:
+            raise AuthenticationFailed(
+                "the API key is not valid", code="invalid_api_key", retryable=False
+            )
+        if not key.enabled:
+            raise AuthenticationFailed(
+                f"the API key {key.prefix}... is disabled", code="key_disabled", retryable=False
+            )
+        if key.expired(dt.datetime.now(dt.UTC)):
+            raise AuthenticationFailed(
+                f"the API key {key.prefix}... has expired", code="key_expired", retryable=False
+            )
+        return Principal(id=key.id, name=key.name, key=key)

@@ -14,6 +14,7 @@ from crossway.errors import GatewayError, PayloadTooLarge
 if TYPE_CHECKING:
     from crossway.api.auth import Principal
     from crossway.api.services import Services
+    from crossway.limits import Admission, Quota
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,6 +30,7 @@ class Request:
 
     __slots__ = (
         "_query",
+        "admitted",
         "principal",
         "receive",
         "request_id",
@@ -54,6 +56,8 @@ class Request:
         self.principal: Principal | None = None
         self.response_started = False
         self.usage_recorded = False
+        # a limited key's quota and admission, until the request is settled
+        self.admitted: tuple[Quota, Admission] | None = None
         self._query: dict[str, str] | None = None
 
     @property

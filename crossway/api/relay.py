@@ -13,12 +13,14 @@ from typing import Any
 
 import orjson
 
+from crossway.api.access import allow_route
 from crossway.api.disconnect import ClientWatch
 from crossway.api.http import JSON, Headers, Request
 from crossway.dialects import openai as openai_dialect
 from crossway.dialects.openai import StreamUsage
 from crossway.dialects.sse import EventCutter, last_event
 from crossway.errors import GatewayError, UpstreamError
+from crossway.limits import ratelimit_headers
 from crossway.providers.errors import upstream_error
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
@@ -106,7 +108,23 @@ def _response_headers(req: Request, resp: Response, dep: Deployment) -> Headers:
     upstream_id = resp.headers.get(dep.provider.request_id_header)
     if upstream_id:
         headers.append((b"x-upstream-request-id", upstream_id.encode("latin-1")))
+    if req.admitted is not None:
+        quota, admission = req.admitted
+        headers.extend(
+            (k.encode(), v.encode()) for k, v in ratelimit_headers(admission, quota).items()
+        )
     return headers
+
+
+async def _admit(req: Request, route: Route) -> Route:
+    """The key's model and vendor rules, then its limits and budgets (402/403/429)."""
+    principal = req.principal
+    assert principal is not None
+    if principal.key is None:
+        return route
+    route = allow_route(principal, route)
+    req.admitted = await req.services.limits.admit(principal.key, req.request_id)
+    return route
 
 
 def _finish(req: Request, event: UsageEvent, status: int, error: GatewayError | None) -> None:
@@ -120,6 +138,15 @@ def _finish(req: Request, event: UsageEvent, status: int, error: GatewayError | 
             event.cost_usd = info.pricing.cost(event.usage)
     req.services.usage.record(event)
     req.usage_recorded = True
+    if req.admitted is not None:  # give the slot back; charge tokens and cost
+        usage = event.usage
+        req.services.limits.settle(
+            event.principal,
+            req.request_id,
+            usage.total_tokens if usage else 0,
+            event.cost_usd or 0.0,
+        )
+        req.admitted = None
 
 
 def record_refusal(req: Request, endpoint: str, error: GatewayError) -> None:
@@ -141,6 +168,7 @@ async def relay_json(
     event = _usage_event(req, endpoint, route, stream=False)
     watch = ClientWatch(req.receive)
     try:
+        route = await _admit(req, route)
         resp, dep = await _send(req, route, operation, payload, event, add_stream_usage=False)
         try:
             raw = await resp.read()
@@ -194,6 +222,7 @@ async def relay_stream(
     resp: Response | None = None
     watch = ClientWatch(req.receive)
     try:
+        route = await _admit(req, route)
         resp, dep = await _send(
             req, route, "chat", payload, event, add_stream_usage=not client_wants_usage
         )

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crossway.api.auth import Authenticator
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crossway.api.access import Limits
+from crossway.api.auth import Authenticator, KeyRing
 from crossway.catalog import Catalog
 from crossway.config import Settings
 from crossway.providers.transport import Transport
 from crossway.routing import Health, ModelTable, Router
+from crossway.store.keys import KeyStore
+from crossway.store.ledger import Ledger
 from crossway.usage import UsageRecorder
 
 
@@ -22,3 +27,8 @@ class Services:
     health: Health
     usage: UsageRecorder
     auth: Authenticator
+    engine: AsyncEngine
+    key_store: KeyStore
+    keys: KeyRing
+    ledger: Ledger
+    limits: Limits

@@ -1,8 +1,11 @@
-"""The recorder: a bounded queue in front of batched writers, never in the request path.
+"""The recorder: bounded queues in front of batched writers, never in the request path.
 
-`record()` only appends to a queue. A background task drains it in batches to each writer
-(a log line, memory for tests; the store's ledger later). When the queue is full the event is
-counted in `dropped` and a warning is logged, so a stuck writer cannot slow a request.
+`record()` only appends to a queue per writer. A background task drains each queue in
+batches. A writer that fails (the database is down) keeps its batch and is tried again after a
+pause that doubles up to `max_backoff`; the other writers go on. When a writer's queue is full
+(`max_queue` events: it has been failing a long while) new events for it are dropped and
+counted in `dropped`, with a warning, so a stuck store can never slow or fail a request.
+A graceful stop writes everything still queued, retrying for up to `stop_timeout` seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections import deque
 from typing import Protocol, TextIO
 
@@ -56,35 +60,60 @@ class LogWriter:
         stream.flush()
 
 
+class _Lane:
+    """One writer and the events it has still to write."""
+
+    def __init__(self, writer: UsageWriter) -> None:
+        self.writer = writer
+        self.queue: deque[UsageEvent] = deque()
+        self.dropped = 0
+        self.failures = 0
+        self.retry_at = 0.0
+
+
 class UsageRecorder:
     def __init__(
         self,
         writers: list[UsageWriter],
         *,
-        max_queue: int = 50_000,
+        max_queue: int = 100_000,
         batch_size: int = 500,
         flush_interval: float = 0.1,
+        max_backoff: float = 30.0,
+        stop_timeout: float = 10.0,
     ) -> None:
-        self.writers = writers
+        self.lanes = [_Lane(w) for w in writers]
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.dropped = 0
-        self._queue: deque[UsageEvent] = deque()
+        self.max_backoff = max_backoff
+        self.stop_timeout = stop_timeout
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def dropped(self) -> int:
+        return sum(lane.dropped for lane in self.lanes)
+
+    @property
+    def pending(self) -> int:
+        return max((len(lane.queue) for lane in self.lanes), default=0)
+
     def record(self, event: UsageEvent) -> None:
-        if len(self._queue) >= self.max_queue:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning(
-                    "usage queue full (%d): %d events dropped so far", self.max_queue, self.dropped
-                )
-            return
-        self._queue.append(event)
-        if len(self._queue) >= self.batch_size:
-            self._wake.set()
+        for lane in self.lanes:
+            if len(lane.queue) >= self.max_queue:
+                lane.dropped += 1
+                if lane.dropped == 1 or lane.dropped % 1000 == 0:
+                    log.warning(
+                        "usage queue of %s is full (%d): %d events dropped so far",
+                        type(lane.writer).__name__,
+                        self.max_queue,
+                        lane.dropped,
+                    )
+                continue
+            lane.queue.append(event)
+            if len(lane.queue) >= self.batch_size:
+                self._wake.set()
 
     async def start(self) -> None:
         self._wake = asyncio.Event()  # bound to the serving loop
@@ -97,17 +126,45 @@ class UsageRecorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        deadline = time.monotonic() + self.stop_timeout
+        while any(lane.queue for lane in self.lanes) and time.monotonic() < deadline:
+            await self.flush(force=True)
+            if any(lane.queue for lane in self.lanes):
+                await asyncio.sleep(0.2)
+        for lane in self.lanes:
+            if lane.queue:
+                log.error(
+                    "stopping with %d usage events not written by %s",
+                    len(lane.queue),
+                    type(lane.writer).__name__,
+                )
 
-    async def flush(self) -> None:
-        while self._queue:
-            n = min(len(self._queue), self.batch_size)
-            batch = [self._queue.popleft() for _ in range(n)]
-            for writer in self.writers:
+    async def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for lane in self.lanes:
+            if not force and lane.retry_at > now:
+                continue
+            while lane.queue:
+                batch = [lane.queue[i] for i in range(min(len(lane.queue), self.batch_size))]
                 try:
-                    await writer.write(batch)
-                except Exception:  # a failing writer must not stop the others
-                    log.exception("usage writer %s failed", type(writer).__name__)
+                    await lane.writer.write(batch)
+                except Exception:
+                    lane.failures += 1
+                    pause = min(self.max_backoff, 0.5 * 2 ** min(lane.failures - 1, 10))
+                    lane.retry_at = time.monotonic() + pause
+                    log.warning(
+                        "usage writer %s failed (%d in a row); %d events wait, next try in %.1f s",
+                        type(lane.writer).__name__,
+                        lane.failures,
+                        len(lane.queue),
+                        pause,
+                        exc_info=True,
+                    )
+                    break
+                for _ in batch:
+                    lane.queue.popleft()
+                lane.failures = 0
+                lane.retry_at = 0.0
 
     async def _run(self) -> None:
         while True:

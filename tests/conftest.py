@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 import openai
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from crossway.api.auth import hash_key
 from crossway.api.services import Services
@@ -78,6 +81,7 @@ class RunningGateway:
     server: uvicorn.Server
     background: BackgroundLoop
     task: asyncio.Task[None]
+    backend: str = "sqlite+memory"
 
     @property
     def root(self) -> str:
@@ -217,3 +221,54 @@ def gateway(background: BackgroundLoop, upstream: SimulatedUpstream) -> Iterator
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
     return gateway.client()
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CROSSWAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("CROSSWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's Postgres for this test session, dropped after."""
+    import asyncpg
+
+    admin = make_url(POSTGRES_ADMIN_URL)
+    name = f"crossway_test_{secrets.token_hex(4)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(
+            host=admin.host,
+            port=admin.port or 5432,
+            user=admin.username,
+            password=admin.password,
+            database=admin.database,
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    yield admin.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+STORES = ["sqlite+memory", "postgres+redis"]
+
+
+@pytest.fixture(scope="session", params=STORES)
+def keyed_gateway(
+    request: pytest.FixtureRequest, background: BackgroundLoop, upstream: SimulatedUpstream
+) -> Iterator[RunningGateway]:
+    """The gateway over each store and limiter backend: SQLite with in-process limits, and
+    Postgres with Redis limits (the real servers on this machine)."""
+    overrides: dict[str, Any] = {"key_refresh_seconds": 0.5}
+    if request.param == "postgres+redis":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+        overrides["redis_url"] = REDIS_URL
+    running = start_gateway(background, upstream_settings(upstream.base_url, **overrides))
+    running.backend = request.param
+    yield running
+    running.stop()

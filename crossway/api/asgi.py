@@ -11,8 +11,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 
+from crossway.api import admin, ops
 from crossway.api import openai as openai_door
-from crossway.api import ops
 from crossway.api.auth import token_from
 from crossway.api.http import Receive, Request, Scope, Send
 from crossway.api.relay import record_refusal
@@ -42,7 +42,8 @@ class CrosswayApp:
         self.on_shutdown = list(on_shutdown)
         self.exact: dict[str, dict[str, Route]] = {}
         self.prefixed: list[tuple[str, dict[str, Route]]] = []
-        for route in _aliases([*openai_door.ROUTES, *ops.ROUTES]):
+        routes = [*_aliases([*openai_door.ROUTES, *admin.KEY_ROUTES]), *admin.ROUTES, *ops.ROUTES]
+        for route in routes:
             if route.path.endswith("/"):
                 table = next((t for p, t in self.prefixed if p == route.path), None)
                 if table is None:

@@ -79,7 +79,7 @@ class Ledger:
             ).first()
         if row is None:
             return None
-        data = dict(row._mapping)
+        data = {str(k): v for k, v in row._asdict().items()}
         data["created_at"] = _iso(data["created_at"])
         return data
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from crossway import keys_cli
 from crossway.config import ConfigError, Settings, load_settings
 
 
@@ -113,6 +114,18 @@ def _migrate(settings: Settings) -> None:
         ) from None
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    _migrate(settings)
+    return keys_cli.keys_command(settings, args)
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    _migrate(settings)
+    return keys_cli.usage_command(settings, args)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from crossway.store.migrate import current
 
@@ -174,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = with_config(config_sub.add_parser("check", help="validate settings, do not start"))
     check.set_defaults(func=cmd_config_check)
+
+    keys_cli.add_parsers(sub, with_config)
+    for name in ("keys", "usage"):
+        sub.choices[name].set_defaults(func=cmd_keys if name == "keys" else cmd_usage)
 
     db = sub.add_parser("db", help="the database")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
 from crossway.store.engine import async_url
+from crossway.store.meta import sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -21,8 +23,20 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Run pending migrations. Call it outside a running event loop (it runs its own)."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Run pending migrations. Call it outside a running event loop (it runs its own).
+
+    Safe when several gateways start at once: Postgres migrations hold an advisory lock;
+    SQLite ones a lock file beside the database.
+    """
+    path = sqlite_path(database_url)
+    if path is None:
+        command.upgrade(alembic_config(database_url), revision)
+        return
+    if path.parent != Path(""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def current(database_url: str) -> str | None:

@@ -17,6 +17,9 @@ def _run(connection: Connection) -> None:
     # batch mode lets later migrations alter SQLite tables (it has no ALTER COLUMN)
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # gateways starting together: one migrates, the others wait and find it done
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72635410)")
         context.run_migrations()
 
 

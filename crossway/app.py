@@ -92,7 +92,7 @@ def build_services(
         table=table,
         router=router,
         health=Health(settings.routing.failure_threshold, settings.routing.cooldown_seconds),
-        usage=UsageRecorder([ledger, *writers]),
+        usage=UsageRecorder([ledger, *writers] if settings.usage_ledger else writers),
         auth=Authenticator(master.hash, keys),
         engine=engine,
         key_store=key_store,

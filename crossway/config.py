@@ -112,6 +112,8 @@ class Settings(_Strict):
     routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     log_requests: bool = True
+    # write every request's usage record to the database (off: the log lines only)
+    usage_ledger: bool = True
     # run pending database migrations when `serve` starts (else: `crossway db upgrade`)
     migrate_on_start: bool = True
     # how often each process reloads virtual keys from the store

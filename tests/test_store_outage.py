@@ -1,0 +1,97 @@
+"""The database goes away under a running gateway: requests go on, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from conftest import MASTER_KEY, BackgroundLoop, RunningGateway, start_gateway, upstream_settings
+from crossway.testing import SimulatedUpstream
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+class Cuttable:
+    """A TCP forwarder to Postgres that can be cut and restored, like a network outage."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.pipes: set[asyncio.StreamWriter] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.pipes.update((writer, up_writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def up(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def down(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.pipes):
+            writer.transport.abort()
+        self.pipes.clear()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+def outage(background: BackgroundLoop, postgres_url: str) -> Iterator[Cuttable]:
+    url = make_url(postgres_url)
+    cut = Cuttable(url.host or "127.0.0.1", url.port or 5432)
+    background.run(cut.up())
+    yield cut
+    with contextlib.suppress(Exception):
+        background.run(cut.down())
+
+
+def test_requests_go_on_and_the_ledger_catches_up(
+    background: BackgroundLoop, upstream: SimulatedUpstream, postgres_url: str, outage: Cuttable
+) -> None:
+    through = make_url(postgres_url).set(host="127.0.0.1", port=outage.port)
+    gw: RunningGateway = start_gateway(background, upstream_settings(
+        upstream.base_url, database_url=through.render_as_string(hide_password=False)))
+    try:
+        admin = {"authorization": f"Bearer {MASTER_KEY}"}
+        key = httpx.post(gw.root + "/admin/keys", headers=admin,
+                         json={"name": f"outage-{time.time_ns()}", "limits": {"rpm": 1000}}
+                         ).json()
+        headers = {"authorization": f"Bearer {key['key']}"}
+        background.run(outage.down())
+        ids = []
+        slowest = 0.0
+        for _ in range(30):
+            started = time.monotonic()
+            resp = httpx.post(gw.base_url + "/chat/completions", headers=headers,
+                              json={"model": "gpt-4o-mini", "messages": USER})
+            slowest = max(slowest, time.monotonic() - started)
+            assert resp.status_code == 200  # a known key, checked from memory
+            ids.append(resp.headers["x-request-id"])
+        assert slowest < 1.0  # no request waited on the database
+        assert gw.services.usage.pending >= 30  # the ledger's events wait in the queue
+        background.run(outage.up())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and gw.services.usage.pending:
+            time.sleep(0.1)
+        assert gw.services.usage.pending == 0 and gw.services.usage.dropped == 0
+        for rid in ids:
+            record = httpx.get(gw.root + f"/admin/requests/{rid}", headers=admin)
+            assert record.status_code == 200 and record.json()["key_id"] == key["id"]
+    finally:
+        gw.stop()

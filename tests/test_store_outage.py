@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import MASTER_KEY, BackgroundLoop, RunningGateway, start_gateway, upstream_settings
 from sqlalchemy.engine import make_url
 
-from conftest import MASTER_KEY, BackgroundLoop, RunningGateway, start_gateway, upstream_settings
 from crossway.testing import SimulatedUpstream
 
 USER = [{"role": "user", "content": "hi"}]
@@ -65,21 +65,30 @@ def test_requests_go_on_and_the_ledger_catches_up(
     background: BackgroundLoop, upstream: SimulatedUpstream, postgres_url: str, outage: Cuttable
 ) -> None:
     through = make_url(postgres_url).set(host="127.0.0.1", port=outage.port)
-    gw: RunningGateway = start_gateway(background, upstream_settings(
-        upstream.base_url, database_url=through.render_as_string(hide_password=False)))
+    gw: RunningGateway = start_gateway(
+        background,
+        upstream_settings(
+            upstream.base_url, database_url=through.render_as_string(hide_password=False)
+        ),
+    )
     try:
         admin = {"authorization": f"Bearer {MASTER_KEY}"}
-        key = httpx.post(gw.root + "/admin/keys", headers=admin,
-                         json={"name": f"outage-{time.time_ns()}", "limits": {"rpm": 1000}}
-                         ).json()
+        key = httpx.post(
+            gw.root + "/admin/keys",
+            headers=admin,
+            json={"name": f"outage-{time.time_ns()}", "limits": {"rpm": 1000}},
+        ).json()
         headers = {"authorization": f"Bearer {key['key']}"}
         background.run(outage.down())
         ids = []
         slowest = 0.0
         for _ in range(30):
             started = time.monotonic()
-            resp = httpx.post(gw.base_url + "/chat/completions", headers=headers,
-                              json={"model": "gpt-4o-mini", "messages": USER})
+            resp = httpx.post(
+                gw.base_url + "/chat/completions",
+                headers=headers,
+                json={"model": "gpt-4o-mini", "messages": USER},
+            )
             slowest = max(slowest, time.monotonic() - started)
             assert resp.status_code == 200  # a known key, checked from memory
             ids.append(resp.headers["x-request-id"])

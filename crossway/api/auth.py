@@ -105,9 +105,12 @@ class KeyRing:
             key = await self.store.by_hash(key_hash)
         except Exception:
             log.warning("could not look a key up in the store", exc_info=True)
-            raise GatewayError("the key store cannot be reached to check this key; try again",
-                               status=503, kind="service_unavailable",
-                               headers={"retry-after": "2"}) from None
+            raise GatewayError(
+                "the key store cannot be reached to check this key; try again",
+                status=503,
+                kind="service_unavailable",
+                headers={"retry-after": "2"},
+            ) from None
         if key is None:
             if len(self._misses) > 10_000:
                 self._misses.clear()

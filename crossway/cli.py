@@ -22,6 +22,12 @@ def _load(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _banner(settings: Settings, services_models: int, key_line: str) -> str:
     host, port = settings.server.host, settings.server.port
     providers = ", ".join(f"{n} ({p.type})" for n, p in settings.providers.items()) or "none"
@@ -30,6 +36,8 @@ def _banner(settings: Settings, services_models: int, key_line: str) -> str:
         f"  settings:  {settings.source}",
         f"  providers: {providers}",
         f"  models:    {services_models} (GET /v1/models)",
+        f"  state:     {_redact_url(settings.database_url)}; limits "
+        + ("in Redis" if settings.redis_url else "in this process"),
         f"  auth:      Authorization: Bearer <master key>; {key_line}",
     ]
     if not settings.providers:

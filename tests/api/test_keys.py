@@ -289,3 +289,37 @@ def test_admin_api_needs_the_master_key(keyed_gateway: RunningGateway) -> None:
     ):
         assert admin(gw, method, path, {}, headers=virtual).status_code == 403
         assert httpx.request(method, gw.root + path).status_code == 401
+
+
+def test_no_secret_in_usage_records_logs_or_errors(
+    keyed_gateway: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = keyed_gateway
+    created = make_key(gw, models=["gpt-4o-mini"])
+    secret = created["key"]
+    sdk = client(gw, secret)
+    ids = [
+        sdk.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER).headers[
+            "x-request-id"
+        ]
+    ]  # type: ignore[arg-type]
+    for model in ("gpt-4o", "nope"):
+        try:
+            sdk.chat.completions.create(model=model, messages=USER)  # type: ignore[arg-type]
+        except openai.APIStatusError as exc:
+            assert secret not in str(exc.body) and secret[10:] not in exc.message
+            ids.append(exc.response.headers["x-request-id"])
+    wrong = httpx.post(
+        gw.base_url + "/chat/completions",
+        headers={"authorization": f"Bearer {secret}x"},
+        json={"model": "gpt-4o-mini", "messages": USER},
+    )
+    assert wrong.status_code == 401 and secret not in wrong.text
+    for rid in ids:
+        assert secret[10:] not in str(gw.event(rid).as_dict())
+    assert wait_until(
+        lambda: all(admin(gw, "GET", f"/admin/requests/{rid}").status_code == 200 for rid in ids)
+    )
+    for rid in ids:
+        assert secret[10:] not in admin(gw, "GET", f"/admin/requests/{rid}").text
+    assert secret[10:] not in caplog.text

@@ -16,10 +16,10 @@ KEY = "sk-bench"
 MODEL = "bench-model"
 CHAT_PATH = "/v1/chat/completions"
 CONNECTIONS = 32
-HEADERS = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
 DIRECT = "direct"  # the upstream measured without a proxy: the ceiling
 FLOOR = "floor"  # bench/floor_proxy.py: the practical floor for a Python gateway
 CROSSWAY = "crossway"  # `crossway serve` with the --server of the run
+CROSSWAY_KEYS = "crossway-keys"  # --keys: a virtual key, Redis limits, ledger in Postgres
 TARGETS = (DIRECT, FLOOR, CROSSWAY)  # the targets of a run without --compare-servers
 SCENARIOS = ("short", "stream20", "long")
 T0 = time.perf_counter()
@@ -28,6 +28,11 @@ T0 = time.perf_counter()
 def say(message: str) -> None:
     """Progress on stderr, with the seconds since the start, so stdout is the table alone."""
     print(f"[{time.perf_counter() - T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def headers(token: str = KEY) -> dict[str, str]:
+    """A chat request's headers with this Bearer token (the master key unless told)."""
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
 
 def key_of(target: str) -> str:

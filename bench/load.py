@@ -58,14 +58,17 @@ def ensure_wrk() -> str:
     return found
 
 
-def write_scripts(workdir: Path, payloads: dict[str, bytes]) -> dict[str, Path]:
-    """Scenario -> Lua script for wrk, each reading its body from a file beside it."""
+def write_scripts(
+    workdir: Path, payloads: dict[str, bytes], token: str = KEY, tag: str = ""
+) -> dict[str, Path]:
+    """Scenario -> Lua script for wrk sending this Bearer token, each reading its body from
+    a file beside it; tag prefixes the script names (one set per token)."""
     luas: dict[str, Path] = {}
     for name, body in payloads.items():
         body_file = workdir / f"{name}.json"
         body_file.write_bytes(body)
-        luas[name] = workdir / f"{name}.lua"
-        luas[name].write_text(LUA % {"key": KEY, "body": body_file})
+        luas[name] = workdir / f"{tag}{name}.lua"
+        luas[name].write_text(LUA % {"key": token, "body": body_file})
     return luas
 
 

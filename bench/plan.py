@@ -1,7 +1,8 @@
 """What one run does: the command line, with the quick or full defaults filled in.
 
-Which Crossway processes run (one, or one per server with --compare-servers) is decided
-here, so every step after just iterates over the plan's targets.
+Which Crossway processes run (one, one per server with --compare-servers, or the master-key
+one beside the virtual-key one with --keys) is decided here, so every step after just
+iterates over the plan's targets.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import BENCH, CROSSWAY, DIRECT, FLOOR
+from common import BENCH, CROSSWAY, CROSSWAY_KEYS, DIRECT, FLOOR
 
 SERVERS = ("uvicorn", "granian")  # what `crossway serve --server` accepts
 
@@ -31,12 +32,15 @@ class Plan:
     keep: bool
     server: str = "uvicorn"
     compare_servers: bool = False
+    keys: bool = False
 
     @property
     def crossways(self) -> dict[str, str]:
         """Crossway target name -> the server it runs on."""
         if self.compare_servers:
             return {CROSSWAY: "uvicorn", f"{CROSSWAY}-granian": "granian"}
+        if self.keys:
+            return {CROSSWAY: self.server, CROSSWAY_KEYS: self.server}
         return {CROSSWAY: self.server}
 
     @property
@@ -69,6 +73,12 @@ def parse_plan(doc: str | None) -> Plan:
         help="run Crossway on uvicorn (`crossway`) and on granian (`crossway-granian`) "
         "side by side, interleaved",
     )
+    parser.add_argument(
+        "--keys",
+        action="store_true",
+        help="add `crossway-keys` (a virtual key, Redis limiter, usage ledger in a fresh "
+        "Postgres database) beside `crossway` (master key, no ledger), interleaved",
+    )
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     parser.add_argument(
         "--keep",
@@ -78,6 +88,8 @@ def parse_plan(doc: str | None) -> Plan:
     args = parser.parse_args()
     if args.compare_servers and args.server != "uvicorn":
         parser.error("--compare-servers runs both servers; leave out --server")
+    if args.compare_servers and args.keys:
+        parser.error("--keys and --compare-servers are separate comparisons; pick one")
     quick = args.quick
     requests = args.requests or (400 if quick else 2000)
     return Plan(
@@ -93,4 +105,5 @@ def parse_plan(doc: str | None) -> Plan:
         keep=args.keep,
         server=args.server,
         compare_servers=args.compare_servers,
+        keys=args.keys,
     )

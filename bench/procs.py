@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import BENCH, CHAT_PATH, HEADERS, KEY, MODEL, PYTHON
+from common import BENCH, CHAT_PATH, KEY, MODEL, PYTHON, headers
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -135,14 +135,20 @@ def spawn_floor(kids: Children, upstream_port: int) -> Proc:
     return kids.spawn("floor", port, argv)
 
 
-def crossway_config(workdir: Path, upstream_port: int, name: str = "crossway") -> Path:
-    """A settings file per Crossway process (its own SQLite file: no shared locks)."""
+def crossway_config(
+    workdir: Path, upstream_port: int, name: str = "crossway", extra: dict[str, str] | None = None
+) -> Path:
+    """A settings file per Crossway process (its own SQLite file: no shared locks); extra
+    settings (YAML values as text) are added or replace the defaults."""
+    settings = {
+        "master_key": KEY,
+        "log_requests": "true",
+        "database_url": f'"sqlite:///{workdir}/{name}.db"',
+        **(extra or {}),
+    }
     path = workdir / f"{name}.yaml"
     path.write_text(
-        f"master_key: {KEY}\n"
-        "log_requests: true\n"
-        f'database_url: "sqlite:///{workdir}/{name}.db"\n'
-        "providers:\n"
+        "".join(f"{key}: {value}\n" for key, value in settings.items()) + "providers:\n"
         f'  sim: {{type: openai-compatible, base_url: "http://127.0.0.1:{upstream_port}/v1", '
         f"models: [{MODEL}]}}\n"
     )
@@ -161,13 +167,17 @@ def spawn_crossway(kids: Children, config: Path, name: str, server: str) -> Proc
 # --- talking to a server ---------------------------------------------------------------------
 
 
-def post_once(port: int, body: bytes, timeout: float = 5.0) -> tuple[int, bytes]:
-    """One chat request on a fresh connection: (status, body)."""
+def post_once(
+    port: int, body: bytes, timeout: float = 5.0, token: str = KEY, path: str = CHAT_PATH
+) -> tuple[int, bytes, dict[str, str]]:
+    """One POST (a chat unless told) on a fresh connection: (status, body, headers with
+    lower-case names)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", CHAT_PATH, body, HEADERS)
+        conn.request("POST", path, body, headers(token))
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        got = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, resp.read(), got
     finally:
         conn.close()
 
@@ -182,7 +192,7 @@ def wait_first_answer(proc: Proc, body: bytes, deadline_s: float = 60.0) -> floa
                 f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log_tail()}"
             )
         with contextlib.suppress(OSError, http.client.HTTPException):
-            status, _ = post_once(proc.port, body, timeout=5.0)
+            status, _, _ = post_once(proc.port, body, timeout=5.0)
             if status == 200:
                 return time.perf_counter() - proc.spawned_at
         if tick > limit:

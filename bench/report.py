@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import CONNECTIONS, CROSSWAY, DIRECT, TARGETS, key_of
+from common import CONNECTIONS, CROSSWAY, CROSSWAY_KEYS, DIRECT, TARGETS, key_of
+
+KEYS_RPS_TARGET = 0.85  # crossway-keys req/s over crossway, at least
+KEYS_ADDED_P50_TARGET_MS = 0.6  # crossway-keys added latency p50 (short, sequential), at most
 
 
 def crossway_servers(res: dict[str, Any]) -> dict[str, str]:
@@ -25,6 +28,13 @@ def _header(res: dict[str, Any]) -> list[str]:
     if len(servers) == 1:
         server = next(iter(servers.values()))
         serving = f"Crossway served by {server} (`crossway serve --server {server}`)"
+    elif plan.get("keys"):
+        server = servers[CROSSWAY]
+        serving = (
+            f"Crossway served by {server}, twice, interleaved in every round: `crossway` "
+            "(master key, no ledger) and `crossway-keys` (a virtual key, Redis limiter, "
+            f"ledger in Postgres database {plan['keys_configs']['database']})"
+        )
     else:
         serving = "Crossway served by " + " and ".join(
             f"{server} (`{name}`)" for name, server in servers.items()
@@ -183,6 +193,75 @@ def _usage(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**MISSED**"
+
+
+def _keys(res: dict[str, Any]) -> list[str]:
+    """--keys: crossway-keys against crossway (throughput ratio, added latency) and whether
+    the Postgres ledger kept up."""
+    lines = [
+        "### Keys, limits and ledger: `crossway-keys` against `crossway`",
+        "",
+        f"| scenario | crossway req/s | crossway-keys req/s | ratio (target >= "
+        f"{KEYS_RPS_TARGET}) | ratio by round |",
+        "|---|---:|---:|---|---|",
+    ]
+    name = f"{key_of(CROSSWAY_KEYS)}_over_{key_of(CROSSWAY)}"
+    for scenario, per in res.get("throughput", {}).items():
+        if name not in per:
+            continue
+        by_round = ", ".join(f"{x:.3f}" for x in per[f"{name}_by_round"])
+        lines.append(
+            f"| {scenario} | {per[CROSSWAY]['rps_median']:.0f} | "
+            f"{per[CROSSWAY_KEYS]['rps_median']:.0f} | {per[name]:.3f} "
+            f"{_mark(per[name] >= KEYS_RPS_TARGET)} | {by_round} |"
+        )
+    spec = res.get("crossway_keys_key_spec")
+    first = res.get("keys_first_answer")
+    lines += ["", f"The key: {spec}; first answer with it: {first}.", ""]
+    seq = res.get("sequential", {})
+    for scenario, label in (("short", "short chat"), ("stream20", "stream (whole)")):
+        targets = seq.get(scenario, {}).get("targets", {})
+        if CROSSWAY_KEYS not in targets:
+            continue
+        keyed = targets[CROSSWAY_KEYS]["added_vs_direct"]["total_ms"]
+        base = targets[CROSSWAY]["added_vs_direct"]["total_ms"]
+        mark = (
+            f" (target <= {KEYS_ADDED_P50_TARGET_MS} ms: "
+            f"{_mark(keyed['p50'] <= KEYS_ADDED_P50_TARGET_MS)})"
+            if scenario == "short"
+            else ""
+        )
+        lines.append(
+            f"One at a time, {label}: crossway-keys added p50 {keyed['p50']:+.3f} ms{mark}, "
+            f"p99 {keyed['p99']:+.3f} ms; crossway added p50 {base['p50']:+.3f} ms, p99 "
+            f"{base['p99']:+.3f} ms (so keys + limits + ledger cost "
+            f"{keyed['p50'] - base['p50']:+.3f} ms at p50)."
+        )
+    lines.append("")
+    led = res.get("crossway_keys_ledger")
+    if led:
+        verdict = (
+            "the ledger kept up"
+            if led["kept_up"]
+            else f"**LEDGER SHORTFALL: {led['shortfall']} rows missing**"
+            if led["shortfall"]
+            else "**more rows than wrk's cut requests explain**"
+        )
+        lines += [
+            f"Ledger (Postgres, counted after SIGTERM; stopped cleanly: "
+            f"{led.get('stopped_cleanly')}, exit code {led['exit_code_after_sigterm']}, usage "
+            f"events dropped {led.get('usage_events_dropped_at_stop')}): "
+            f"{led['rows_with_key']} rows with the key "
+            f"(status {led['rows_with_key_by_status']}) for {led['requests_answered_with_key']} "
+            f"requests answered with it ({led['rows_minus_answered']:+d}; wrk may cut up to "
+            f"{led['cut_allowance']}); {led['rows_total']} rows in all: {verdict}.",
+            "",
+        ]
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The printed summary: header, throughput, sequential latency, memory, warnings."""
     targets: list[str] = res["plan"].get("targets", list(TARGETS))
@@ -193,6 +272,8 @@ def markdown(res: dict[str, Any]) -> str:
         lines += _sequential(res, targets)
     if "rss_mb" in res:
         lines += _memory_and_startup(res)
+    if res["plan"].get("keys"):
+        lines += _keys(res)
     lines += _usage(res)
     exc = {k: v for k, v in res.get("server_log_exceptions", {}).items() if v}
     if exc:

@@ -1,7 +1,7 @@
 """Crossway's benchmark: the gateway side by side with a 30-line floor proxy and the upstream.
 
     .venv/bin/python bench/run.py [--quick] [--duration S] [--rounds R] [--requests N]
-                                  [--server uvicorn|granian] [--compare-servers]
+                                  [--server uvicorn|granian] [--compare-servers] [--keys]
                                   [--out bench/results/latest.json] [--keep]
 
 One run starts three processes on 127.0.0.1 (the simulated upstream with zero delay, the floor
@@ -16,14 +16,16 @@ in rounds:
 
 --compare-servers runs two Crossway processes side by side, `crossway` on uvicorn and
 `crossway-granian` on granian, interleaved with the floor in every round and batch.
+--keys runs `crossway` with the master key and no ledger beside `crossway-keys` with a virtual
+key, the Redis limiter and the usage ledger in a fresh Postgres database (see keyed.py).
 
 It prints a markdown summary and writes JSON. Every child process is killed at the end.
 See bench/README.md for how to read the figures.
 
 This file is the entry point and the order of the steps; the steps live beside it:
 plan.py (options), procs.py (servers, CPU, RSS), load.py (wrk), sequential.py (one at a
-time), payloads.py (bodies, answer checks), logs.py (usage log), machine.py, report.py
-(the table) and common.py (constants).
+time), payloads.py (bodies, answer checks), logs.py (usage log), keyed.py (--keys: database,
+key, ledger count), machine.py, report.py (the table) and common.py (constants).
 """
 
 from __future__ import annotations
@@ -43,7 +45,19 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # the sibling modules import as plain modules, however this is run
     sys.path.insert(0, _HERE)
 
-from common import CONNECTIONS, CROSSWAY, DIRECT, FLOOR, SCENARIOS, T0, key_of, say  # noqa: E402
+from common import (  # noqa: E402
+    CONNECTIONS,
+    CROSSWAY,
+    CROSSWAY_KEYS,
+    DIRECT,
+    FLOOR,
+    KEY,
+    SCENARIOS,
+    T0,
+    key_of,
+    say,
+)
+from keyed import KeysRun  # noqa: E402
 from load import ensure_wrk, run_wrk, summarise, write_scripts  # noqa: E402
 from logs import tracebacks, usage_log_summary, usage_warnings  # noqa: E402
 from machine import busy_before_start, machine_info  # noqa: E402
@@ -84,17 +98,24 @@ class Servers:
 
 
 def start_servers(
-    plan: Plan, kids: Children, workdir: Path, short: bytes, res: dict[str, Any]
+    plan: Plan,
+    kids: Children,
+    workdir: Path,
+    short: bytes,
+    res: dict[str, Any],
+    keys: KeysRun | None,
 ) -> Servers:
     """Upstream, then each Crossway `plan.startups` times (spawn to first answered chat is
-    the start-up time; the last spawn stays up), then the floor proxy."""
+    the start-up time; the last spawn stays up), then the floor proxy. With keys (--keys)
+    each Crossway gets the settings of its side of that comparison."""
     upstream = spawn_upstream(kids)
     wait_first_answer(upstream, short)
     say(f"upstream ready on :{upstream.port} (pid {upstream.pid})")
     startup_ms: dict[str, Any] = {}
     crossways: dict[str, Proc] = {}
     for name, server in plan.crossways.items():
-        config = crossway_config(workdir, upstream.port, name)
+        extra = keys.settings(name) if keys else None
+        config = crossway_config(workdir, upstream.port, name, extra)
         startup: list[float] = []
         proc: Proc | None = None
         for i in range(plan.startups):
@@ -123,13 +144,17 @@ def start_servers(
 
 
 def check_answers(
-    ports: dict[str, int], payloads: dict[str, bytes], sent: dict[str, int], warn: list[str]
+    ports: dict[str, int],
+    payloads: dict[str, bytes],
+    tokens: dict[str, str],
+    sent: dict[str, int],
+    warn: list[str],
 ) -> dict[str, dict[str, str]]:
     """Correctness first: each target answers each scenario as expected ("ok" or why not)."""
     checks: dict[str, dict[str, str]] = {}
     for target, port in ports.items():
         for scenario in SCENARIOS:
-            status, raw = post_once(port, payloads[scenario], timeout=10)
+            status, raw, _ = post_once(port, payloads[scenario], timeout=10, token=tokens[target])
             if target in sent:
                 sent[target] += 1
             problem = check_answer(scenario, status, raw)
@@ -142,27 +167,28 @@ def check_answers(
 def throughput(
     plan: Plan,
     wrk: str,
-    luas: dict[str, Path],
+    luas: dict[str, dict[str, Path]],
     ports: dict[str, int],
     pids: dict[str, int],
     sent: dict[str, int],
     warn: list[str],
 ) -> list[dict[str, Any]]:
     """Warm-up, then `plan.rounds` rounds: per scenario the upstream first, then the proxies
-    in an order reversed every round (A B, B A, ...) so drift hits all of them."""
+    in an order reversed every round (A B, B A, ...) so drift hits all of them. luas:
+    target -> scenario -> its wrk script (each target with its own Bearer token)."""
     runs: list[dict[str, Any]] = []
     width = max(len(t) for t in plan.targets)
     say(f"warm-up: {plan.warmup_s} s per target and scenario")
     for scenario in SCENARIOS:
         for target in plan.targets:
-            w = run_wrk(wrk, luas[scenario], ports[target], plan.warmup_s, pids)
+            w = run_wrk(wrk, luas[target][scenario], ports[target], plan.warmup_s, pids)
             if target in sent:
                 sent[target] += w["requests"]
     proxies = [FLOOR, *plan.crossways]
     for rnd in range(plan.rounds):
         for scenario in SCENARIOS:
             for target in [DIRECT, *(proxies if rnd % 2 == 0 else proxies[::-1])]:
-                r = run_wrk(wrk, luas[scenario], ports[target], plan.duration, pids)
+                r = run_wrk(wrk, luas[target][scenario], ports[target], plan.duration, pids)
                 if target in sent:
                     sent[target] += r["requests"]
                 r.update(round=rnd + 1, scenario=scenario, target=target)
@@ -190,16 +216,17 @@ def one_at_a_time(
     plan: Plan,
     ports: dict[str, int],
     payloads: dict[str, bytes],
+    tokens: dict[str, str],
     sent: dict[str, int],
     warn: list[str],
 ) -> dict[str, Any]:
     """Added latency, one request at a time, interleaved batches: short chats, then streams."""
     say(f"sequential: {plan.requests} short requests per target")
-    seq = sequential(ports, payloads["short"], plan.requests, plan.seq_warmup, 100, stream=False)
+    seq = sequential(ports, payloads["short"], plan.requests, plan.seq_warmup, 100, False, tokens)
     say(f"sequential: {plan.stream_requests} streams per target")
     stream_warmup = max(20, plan.seq_warmup // 4)
     seq_stream = sequential(
-        ports, payloads["stream20"], plan.stream_requests, stream_warmup, 50, stream=True
+        ports, payloads["stream20"], plan.stream_requests, stream_warmup, 50, True, tokens
     )
     for name in sent:
         sent[name] += plan.requests + plan.seq_warmup + plan.stream_requests + stream_warmup
@@ -208,6 +235,18 @@ def one_at_a_time(
             if n:
                 warn.append(f"INVALID: sequential {scenario} {target}: {n} non-200")
     return {"short": seq, "stream20": seq_stream}
+
+
+def scripts(
+    workdir: Path, payloads: dict[str, bytes], tokens: dict[str, str]
+) -> dict[str, dict[str, Path]]:
+    """Target -> scenario -> wrk script; one set of scripts per distinct Bearer token."""
+    by_token: dict[str, dict[str, Path]] = {}
+    for target, token in tokens.items():
+        if token not in by_token:
+            tag = "" if token == KEY else f"{key_of(target)}-"
+            by_token[token] = write_scripts(workdir, payloads, token, tag)
+    return {target: by_token[token] for target, token in tokens.items()}
 
 
 def run(plan: Plan) -> dict[str, Any]:
@@ -228,6 +267,7 @@ def run(plan: Plan) -> dict[str, Any]:
             "body_bytes": {k: len(v) for k, v in payloads.items()},
             "server": plan.server,
             "compare_servers": plan.compare_servers,
+            "keys": plan.keys,
             "crossway_servers": plan.crossways,
             "targets": plan.targets,
         },
@@ -242,21 +282,33 @@ def run(plan: Plan) -> dict[str, Any]:
             f"THE MACHINE WAS NOT IDLE before the run ({busy}% of all CPUs busy): "
             "other processes share the CPUs; compare ratios, not absolute figures"
         )
-    luas = write_scripts(workdir, payloads)
     sent = dict.fromkeys(plan.crossways, 1)  # requests each Crossway answered to clients
     servers: Servers | None = None
+    keys = KeysRun() if plan.keys else None
     try:
-        servers = start_servers(plan, kids, workdir, payloads["short"], res)
+        if keys:
+            res["plan"]["keys_configs"] = keys.describe()
+        servers = start_servers(plan, kids, workdir, payloads["short"], res, keys)
+        tokens = dict.fromkeys(servers.ports(), KEY)
+        if keys:
+            keyed = servers.crossways[CROSSWAY_KEYS]
+            tokens[CROSSWAY_KEYS] = keys.make_key(keyed, warn)
+            problem = keys.check_first_answer(keyed, payloads["short"])
+            sent[CROSSWAY_KEYS] += 1
+            res["keys_first_answer"] = problem or f"ok ({keys.header_value})"
+            if problem:
+                warn.append(f"WRONG ANSWER: {CROSSWAY_KEYS} first answer: {problem}")
+        luas = scripts(workdir, payloads, tokens)
         time.sleep(1.0)
         procs = servers.procs()
         pids = {name: proc.pid for name, proc in procs.items()}
         idle = {name: proc_status(pid).get("VmRSS", 0) for name, pid in pids.items()}
         say("idle RSS (MB): " + ", ".join(f"{k} {v / 1024:.1f}" for k, v in idle.items()))
         ports = servers.ports()
-        res["answer_checks"] = check_answers(ports, payloads, sent, warn)
+        res["answer_checks"] = check_answers(ports, payloads, tokens, sent, warn)
         with RssSampler(pids) as sampler:
             runs = throughput(plan, wrk, luas, ports, pids, sent, warn)
-            seq = one_at_a_time(plan, ports, payloads, sent, warn)
+            seq = one_at_a_time(plan, ports, payloads, tokens, sent, warn)
         end = {name: proc_status(pid) for name, pid in pids.items()}
         res["rss_mb"] = {
             name: {
@@ -274,6 +326,11 @@ def run(plan: Plan) -> dict[str, Any]:
             if not proc.alive():
                 warn.append(f"{name} died during the run: {proc.log_tail()}")
     finally:
+        if keys:  # crossway-keys stopped first (it flushes), ledger counted, database dropped
+            keyed_proc = servers.crossways[CROSSWAY_KEYS] if servers else None
+            # every request crossway-keys answered but the start-up poll was made with the key
+            answered = sent[CROSSWAY_KEYS] - 1
+            res.update(keys.finish(keyed_proc, "throughput" in res, answered, plan.rounds, warn))
         kids.stop_all()
     if "throughput" in res and servers is not None:
         for name, proc in servers.crossways.items():

@@ -13,7 +13,7 @@ import statistics
 import time
 from typing import Any
 
-from common import CHAT_PATH, DIRECT, HEADERS
+from common import CHAT_PATH, DIRECT, KEY, headers
 
 
 def keepalive(port: int) -> http.client.HTTPConnection:
@@ -26,11 +26,11 @@ def keepalive(port: int) -> http.client.HTTPConnection:
 
 
 def timed(
-    conn: http.client.HTTPConnection, body: bytes, stream: bool
+    conn: http.client.HTTPConnection, body: bytes, stream: bool, head: dict[str, str]
 ) -> tuple[int, int, int | None]:
     """(status, total ns, first body byte ns for streams) of one request on a live connection."""
     t0 = time.perf_counter_ns()
-    conn.request("POST", CHAT_PATH, body, HEADERS)
+    conn.request("POST", CHAT_PATH, body, head)
     resp = conn.getresponse()
     first = None
     if stream:
@@ -57,10 +57,18 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 
 def sequential(
-    ports: dict[str, int], body: bytes, n: int, warmup: int, batch: int, stream: bool
+    ports: dict[str, int],
+    body: bytes,
+    n: int,
+    warmup: int,
+    batch: int,
+    stream: bool,
+    tokens: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """n requests per target after `warmup` each; percentiles per target and, for every
-    target but the upstream, the same percentiles minus the upstream's (the added latency)."""
+    target but the upstream, the same percentiles minus the upstream's (the added latency).
+    tokens: target -> its Bearer token (the master key for the targets not in it)."""
+    heads = {name: headers((tokens or {}).get(name, KEY)) for name in ports}
     conns = {name: keepalive(port) for name, port in ports.items()}
     total: dict[str, list[float]] = {name: [] for name in ports}
     first: dict[str, list[float]] = {name: [] for name in ports}
@@ -69,14 +77,14 @@ def sequential(
     try:
         for name in names:
             for _ in range(warmup):
-                timed(conns[name], body, stream)
+                timed(conns[name], body, stream, heads[name])
         rounds = math.ceil(n / batch)
         for r in range(rounds):
             order = names if r % 2 == 0 else names[::-1]
             for name in order:
                 conn = conns[name]
                 for _ in range(min(batch, n - r * batch)):
-                    status, ns, first_ns = timed(conn, body, stream)
+                    status, ns, first_ns = timed(conn, body, stream, heads[name])
                     if status != 200:
                         errors[name] += 1
                     total[name].append(ns / 1e6)

@@ -8,7 +8,7 @@ import logging
 import time
 
 from crossway.api.auth import Principal
-from crossway.errors import PermissionDenied
+from crossway.errors import GatewayError, PermissionDenied
 from crossway.limits import Admission, Limiter, Quota
 from crossway.routing import Route
 from crossway.store.keys import ApiKey
@@ -71,7 +71,16 @@ class Limits:
         quota = quota_of(key)
         if quota.unlimited:
             return None
-        return quota, await self.limiter.admit(key.id, quota, lease, int(time.time() * 1000))
+        try:
+            admission = await self.limiter.admit(key.id, quota, lease, int(time.time() * 1000))
+        except GatewayError:
+            raise
+        except Exception:  # fail closed: a key's limits are never skipped
+            log.warning("the limiter could not be asked about key %s", key.id, exc_info=True)
+            raise GatewayError("the rate limiter cannot be reached; try again", status=503,
+                               kind="service_unavailable", headers={"retry-after": "2"}
+                               ) from None
+        return quota, admission
 
     def settle(self, key_id: str, lease: str, tokens: int, cost: float) -> None:
         task = asyncio.get_running_loop().create_task(

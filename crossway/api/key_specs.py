@@ -27,9 +27,9 @@ class Budget(_Strict):
 
 
 class Limits(_Strict):
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrency: int | None = Field(None, ge=1)
+    rpm: int | None = Field(None, ge=1, le=2**62)
+    tpm: int | None = Field(None, ge=1, le=2**62)
+    max_concurrency: int | None = Field(None, ge=1, le=2**62)
 
 
 class KeyChange(_Strict):

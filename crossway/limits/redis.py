@@ -7,9 +7,8 @@ keeps them together.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
-
-from redis.asyncio import Redis
 
 from crossway.limits.base import (
     LEASE_MS,
@@ -22,6 +21,7 @@ from crossway.limits.base import (
     month_id,
     rate_error,
 )
+from crossway.limits.resp import RespClient, Script
 
 _ADMIT = """
 local now = tonumber(ARGV[10])
@@ -88,10 +88,10 @@ def _arg(value: float | int | None) -> str:
 
 class RedisLimiter:
     def __init__(self, url: str, prefix: str = "cw") -> None:
-        self.redis: Redis = Redis.from_url(url)
+        self.redis = RespClient(url)
         self.prefix = prefix
-        self._admit = self.redis.register_script(_ADMIT)
-        self._settle = self.redis.register_script(_SETTLE)
+        self._admit = Script(self.redis, _ADMIT)
+        self._settle = Script(self.redis, _SETTLE)
 
     def _keys(self, key_id: str, now_ms: int) -> list[str]:
         base = f"{self.prefix}:{{{key_id}}}"  # one hash slot per key, for Redis Cluster
@@ -158,7 +158,7 @@ class RedisLimiter:
 
     async def spend(self, key_id: str, now_ms: int) -> Spend:
         keys = self._keys(key_id, now_ms)
-        day, month, total = await self.redis.mget(keys[3], keys[4], keys[5])
+        day, month, total = await self.redis.call("MGET", keys[3], keys[4], keys[5])
         return Spend(float(day or 0), float(month or 0), float(total or 0))
 
     async def seed(
@@ -168,14 +168,18 @@ class RedisLimiter:
         total: dict[str, float],
         now_ms: int,
     ) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key_id in set(daily) | set(monthly) | set(total):
-                keys = self._keys(key_id, now_ms)
-                # NX: a counter another process already keeps is the truer one
-                pipe.set(keys[3], repr(daily.get(key_id, 0.0)), nx=True, ex=172800)
-                pipe.set(keys[4], repr(monthly.get(key_id, 0.0)), nx=True, ex=3456000)
-                pipe.set(keys[5], repr(total.get(key_id, 0.0)), nx=True)
-            await pipe.execute()
+        calls = []
+        for key_id in set(daily) | set(monthly) | set(total):
+            keys = self._keys(key_id, now_ms)
+            # NX: a counter another process already keeps is the truer one
+            calls += [
+                self.redis.call("SET", keys[3], repr(daily.get(key_id, 0.0)), "NX", "EX", 172800),
+                self.redis.call(
+                    "SET", keys[4], repr(monthly.get(key_id, 0.0)), "NX", "EX", 3456000
+                ),
+                self.redis.call("SET", keys[5], repr(total.get(key_id, 0.0)), "NX"),
+            ]
+        await asyncio.gather(*calls)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.close()

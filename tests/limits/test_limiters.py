@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from conftest import REDIS_URL
 
 from crossway.limits import BudgetExceeded, Limiter, MemoryLimiter, Quota, RateLimited
 from crossway.limits.redis import RedisLimiter
 
-REDIS_URL = os.environ.get("CROSSWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_795_000_000_000  # a fixed "now" in ms, mid-minute
 T0 -= T0 % 60_000 - 10_000
 
@@ -24,9 +23,9 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[Limiter]:
         return
     redis_limiter = RedisLimiter(REDIS_URL, prefix="cwtest-" + secrets.token_hex(4))
     yield redis_limiter
-    keys = [k async for k in redis_limiter.redis.scan_iter(f"{redis_limiter.prefix}:*")]
+    keys = await redis_limiter.redis.call("KEYS", f"{redis_limiter.prefix}:*")
     if keys:
-        await redis_limiter.redis.delete(*keys)
+        await redis_limiter.redis.call("DEL", *keys)
     await redis_limiter.close()
 
 

@@ -1,0 +1,147 @@
+"""A lean Redis client: one pipelined connection, replies parsed by hiredis.
+
+Why not redis-py: on the request path of a limited key its Python-level machinery cost more
+CPU than everything else Crossway does for the request (docs/performance.md). This client
+sends commands as they come on one connection (Redis answers in order), so concurrent
+requests share it without a pool, and a burst of commands goes out in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from typing import Any, cast
+from urllib.parse import unquote, urlparse
+
+import hiredis
+
+
+class RedisError(Exception):
+    """Redis answered with an error, or the connection failed."""
+
+
+def _pack(args: tuple[Any, ...]) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, client: RespClient) -> None:
+        self.client = client
+        self.reader = hiredis.Reader(replyError=RedisError)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        pending = self.client.pending
+        while (reply := self.reader.gets()) is not False:
+            waiter = pending.popleft()
+            if waiter.done():
+                continue
+            if isinstance(reply, RedisError):
+                waiter.set_exception(reply)
+            else:
+                waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client.lost(exc)
+
+
+class RespClient:
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", ""):
+            raise ValueError(f"only redis:// URLs are supported, not {parsed.scheme}://")
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 6379
+        self.password = unquote(parsed.password) if parsed.password else None
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.db = int(parsed.path.lstrip("/") or 0)
+        self.pending: deque[asyncio.Future[Any]] = deque()
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+
+    async def _connect(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        try:
+            _, protocol = await loop.create_connection(
+                lambda: _Protocol(self), self.host, self.port
+            )
+        except OSError as exc:
+            raise RedisError(
+                f"cannot connect to Redis at {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+        self._protocol = protocol
+        hello: list[tuple[Any, ...]] = []
+        if self.password is not None:
+            hello.append(
+                ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
+            )
+        if self.db:
+            hello.append(("SELECT", self.db))
+        for command in hello:
+            await self._send(protocol, command)
+        return protocol
+
+    async def _ready(self) -> _Protocol:
+        if self._protocol is not None:
+            return self._protocol
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    def _send(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        assert protocol.transport is not None
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append(waiter)
+        protocol.transport.write(_pack(args))
+        return waiter
+
+    async def call(self, *args: Any) -> Any:
+        protocol = self._protocol or await self._ready()
+        return await self._send(protocol, args)
+
+    def lost(self, exc: Exception | None) -> None:
+        self._protocol = None
+        error = RedisError(
+            f"the connection to Redis was lost ({exc})"
+            if exc
+            else "the connection to Redis was closed"
+        )
+        while self.pending:
+            waiter = self.pending.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    async def close(self) -> None:
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.close()
+        self._protocol = None
+
+
+class Script:
+    """A Lua script run by its SHA, loaded again if Redis has forgotten it."""
+
+    def __init__(self, client: RespClient, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.client.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except RedisError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await self.client.call("EVAL", self.source, len(keys), *keys, *args)

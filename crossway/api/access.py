@@ -10,6 +10,7 @@ import time
 from crossway.api.auth import Principal
 from crossway.errors import GatewayError, PermissionDenied
 from crossway.limits import Admission, Limiter, Quota
+from crossway.limits.base import Settlement
 from crossway.routing import Route
 from crossway.store.keys import ApiKey
 
@@ -65,10 +66,15 @@ class Limits:
 
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
-        self._pending: set[asyncio.Task[None]] = set()
+        self._queue: list[Settlement] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._quotas: dict[str, tuple[ApiKey, Quota]] = {}
 
     async def admit(self, key: ApiKey, lease: str) -> tuple[Quota, Admission] | None:
-        quota = quota_of(key)
+        cached = self._quotas.get(key.id)
+        if cached is None or cached[0] is not key:  # the key object changes when edited
+            cached = self._quotas[key.id] = (key, quota_of(key))
+        quota = cached[1]
         if quota.unlimited:
             return None
         try:
@@ -77,25 +83,29 @@ class Limits:
             raise
         except Exception:  # fail closed: a key's limits are never skipped
             log.warning("the limiter could not be asked about key %s", key.id, exc_info=True)
-            raise GatewayError("the rate limiter cannot be reached; try again", status=503,
-                               kind="service_unavailable", headers={"retry-after": "2"}
-                               ) from None
+            raise GatewayError(
+                "the rate limiter cannot be reached; try again",
+                status=503,
+                kind="service_unavailable",
+                headers={"retry-after": "2"},
+            ) from None
         return quota, admission
 
     def settle(self, key_id: str, lease: str, tokens: int, cost: float) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._settle(key_id, lease, tokens, cost, int(time.time() * 1000))
-        )
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        """Queue a settlement; the queue goes to the limiter once per turn of the loop."""
+        self._queue.append(Settlement(key_id, lease, tokens, cost, int(time.time() * 1000)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
-    async def _settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
-        try:
-            await self.limiter.settle(key_id, lease, tokens, cost, now_ms)
-        except Exception:  # the limiter's store is down: the ledger still has the cost
-            log.warning("could not settle request %s for key %s", lease, key_id, exc_info=True)
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self.limiter.settle_many(batch)
+            except Exception:  # the limiter's store is down: the ledger still has the costs
+                log.warning("could not settle %d requests", len(batch), exc_info=True)
 
     async def drain(self) -> None:
-        """Wait for the settlements still running (a graceful stop)."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Wait for the settlements still queued or running (a graceful stop)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)

@@ -31,16 +31,13 @@ class Quota:
 
     @property
     def unlimited(self) -> bool:
-        return all(
-            v is None
-            for v in (
-                self.rpm,
-                self.tpm,
-                self.concurrency,
-                self.budget_daily,
-                self.budget_monthly,
-                self.budget_total,
-            )
+        return (
+            self.rpm is None
+            and self.tpm is None
+            and self.concurrency is None
+            and self.budget_daily is None
+            and self.budget_monthly is None
+            and self.budget_total is None
         )
 
 
@@ -49,6 +46,15 @@ class Spend:
     daily: float
     monthly: float
     total: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    key_id: str
+    lease: str
+    tokens: int
+    cost: float
+    now_ms: int
 
 
 @dataclass(slots=True)
@@ -68,6 +74,10 @@ class Limiter(Protocol):
 
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         """Give the slot back and charge the tokens and cost."""
+        ...
+
+    async def settle_many(self, items: list[Settlement]) -> None:
+        """Settle a batch at once (one round trip where the backend allows)."""
         ...
 
     async def spend(self, key_id: str, now_ms: int) -> Spend: ...
@@ -95,12 +105,25 @@ class BudgetExceeded(GatewayError):
     kind = "budget_exceeded"
 
 
+_period_ids: tuple[int, str, str] = (-1, "", "")
+
+
+def _ids(now_ms: int) -> tuple[int, str, str]:
+    # formatting a date per request shows in profiles: once a second is enough
+    global _period_ids
+    second = now_ms // 1000
+    if _period_ids[0] != second:
+        moment = dt.datetime.fromtimestamp(second, dt.UTC)
+        _period_ids = (second, moment.strftime("%Y%m%d"), moment.strftime("%Y%m"))
+    return _period_ids
+
+
 def day_id(now_ms: int) -> str:
-    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m%d")
+    return _ids(now_ms)[1]
 
 
 def month_id(now_ms: int) -> str:
-    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m")
+    return _ids(now_ms)[2]
 
 
 def period_start(now_ms: int, period: str) -> dt.datetime:

@@ -10,6 +10,7 @@ from crossway.limits.base import (
     WINDOW_MS,
     Admission,
     Quota,
+    Settlement,
     Spend,
     budget_error,
     day_id,
@@ -94,6 +95,10 @@ class MemoryLimiter:
         state.spent_day += cost
         state.spent_month += cost
         state.spent_total += cost
+
+    async def settle_many(self, items: list[Settlement]) -> None:
+        for item in items:
+            await self.settle(item.key_id, item.lease, item.tokens, item.cost, item.now_ms)
 
     async def spend(self, key_id: str, now_ms: int) -> Spend:
         state = self._state(key_id, now_ms)

@@ -15,6 +15,7 @@ from crossway.limits.base import (
     WINDOW_MS,
     Admission,
     Quota,
+    Settlement,
     Spend,
     budget_error,
     day_id,
@@ -155,6 +156,11 @@ class RedisLimiter:
             keys=[keys[1], keys[2], keys[3], keys[4], keys[5]],
             args=[lease, tokens, repr(cost), 2 * WINDOW_MS],
         )
+
+    async def settle_many(self, items: list[Settlement]) -> None:
+        # all go out in one write; then wait for all the answers
+        calls = [self.settle(i.key_id, i.lease, i.tokens, i.cost, i.now_ms) for i in items]
+        await asyncio.gather(*calls)
 
     async def spend(self, key_id: str, now_ms: int) -> Spend:
         keys = self._keys(key_id, now_ms)

@@ -65,6 +65,7 @@ class RespClient:
         self.username = unquote(parsed.username) if parsed.username else None
         self.db = int(parsed.path.lstrip("/") or 0)
         self.pending: deque[asyncio.Future[Any]] = deque()
+        self._outgoing: list[bytes] = []
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
@@ -102,11 +103,19 @@ class RespClient:
                 self._connecting = None
 
     def _send(self, protocol: _Protocol, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        assert protocol.transport is not None
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
         self.pending.append(waiter)
-        protocol.transport.write(_pack(args))
+        # commands issued in one turn of the loop leave in one write (one system call)
+        if not self._outgoing:
+            loop.call_soon(self._flush, protocol)
+        self._outgoing.append(_pack(args))
         return waiter
+
+    def _flush(self, protocol: _Protocol) -> None:
+        data, self._outgoing = b"".join(self._outgoing), []
+        if protocol.transport is not None and not protocol.transport.is_closing():
+            protocol.transport.write(data)
 
     async def call(self, *args: Any) -> Any:
         protocol = self._protocol or await self._ready()

@@ -20,6 +20,21 @@ from crossway.usage import UsageEvent
 
 GROUPS = ("day", "model", "key", "vendor")
 
+_COLUMNS = [c.name for c in usage.columns]
+_PG_TYPE = {
+    sa.String: "text",
+    sa.DateTime: "timestamptz",
+    sa.Integer: "int8",
+    sa.Boolean: "bool",
+    sa.Float: "float8",
+}
+_PG_INSERT = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{_PG_TYPE[type(c.type)]}[]" for i, c in enumerate(usage.columns, 1))
+    + ") ON CONFLICT (request_id) DO NOTHING RETURNING key_id, cost_usd"
+)
+_PG_SPEND = "UPDATE api_keys SET spend_total = spend_total + $2 WHERE id = $1"
+
 
 def _row(event: UsageEvent) -> dict[str, Any]:
     u = event.usage
@@ -55,6 +70,9 @@ class Ledger:
         self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage)
 
     async def write(self, events: list[UsageEvent]) -> None:
+        if self.engine.dialect.name == "postgresql":
+            await self._write_postgres(events)
+            return
         rows = [_row(e) for e in events]
         statement = self._insert.on_conflict_do_nothing(index_elements=["request_id"]).returning(
             usage.c.key_id, usage.c.cost_usd
@@ -71,6 +89,21 @@ class Ledger:
                     .where(api_keys.c.id == key_id)
                     .values(spend_total=api_keys.c.spend_total + amount)
                 )
+
+    async def _write_postgres(self, events: list[UsageEvent]) -> None:
+        """One statement per batch, columns as arrays: one prepared plan, whatever the size."""
+        rows = [_row(e) for e in events]
+        columns = [[row[name] for row in rows] for name in _COLUMNS]
+        async with self.engine.begin() as conn:
+            raw = await conn.get_raw_connection()
+            pg: Any = raw.driver_connection
+            inserted = await pg.fetch(_PG_INSERT, *columns)
+            spend: dict[str, float] = defaultdict(float)
+            for key_id, cost in inserted:
+                if key_id is not None and cost:
+                    spend[key_id] += cost
+            if spend:
+                await pg.executemany(_PG_SPEND, list(spend.items()))
 
     async def request(self, request_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

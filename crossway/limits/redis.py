@@ -159,8 +159,18 @@ class RedisLimiter:
 
     async def settle_many(self, items: list[Settlement]) -> None:
         # all go out in one write; then wait for all the answers
-        calls = [self.settle(i.key_id, i.lease, i.tokens, i.cost, i.now_ms) for i in items]
-        await asyncio.gather(*calls)
+        calls = []
+        for i in items:
+            keys = self._keys(i.key_id, i.now_ms)
+            calls.append(
+                (
+                    [keys[1], keys[2], keys[3], keys[4], keys[5]],
+                    [i.lease, i.tokens, repr(i.cost), 2 * WINDOW_MS],
+                )
+            )
+        failed = [r for r in await self._settle.many(calls) if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
 
     async def spend(self, key_id: str, now_ms: int) -> Spend:
         keys = self._keys(key_id, now_ms)

@@ -121,6 +121,12 @@ class RespClient:
         protocol = self._protocol or await self._ready()
         return await self._send(protocol, args)
 
+    async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in one write; their replies (or errors) in order."""
+        protocol = self._protocol or await self._ready()
+        waiters = [self._send(protocol, args) for args in commands]
+        return await asyncio.gather(*waiters, return_exceptions=True)
+
     def lost(self, exc: Exception | None) -> None:
         self._protocol = None
         error = RedisError(
@@ -146,6 +152,17 @@ class Script:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def many(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run the script once per (keys, args), all in one write."""
+        replies = await self.client.call_many(
+            [("EVALSHA", self.sha, len(k), *k, *a) for k, a in calls]
+        )
+        if any(isinstance(r, RedisError) and str(r).startswith("NOSCRIPT") for r in replies):
+            replies = await self.client.call_many(
+                [("EVAL", self.source, len(k), *k, *a) for k, a in calls]
+            )
+        return replies
 
     async def __call__(self, keys: list[str], args: list[Any]) -> Any:
         try:

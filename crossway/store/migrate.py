@@ -12,6 +12,8 @@ from crossway.store.engine import async_url
 from crossway.store.meta import sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# the newest revision in migrations/versions (a test keeps the two in step)
+HEAD = "0001"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -28,6 +30,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     Safe when several gateways start at once: Postgres migrations hold an advisory lock;
     SQLite ones a lock file beside the database.
     """
+    if revision == "head" and _current_fast(database_url) == HEAD:
+        return  # nothing to do: spare start-up the cost of loading Alembic
     path = sqlite_path(database_url)
     if path is None:
         command.upgrade(alembic_config(database_url), revision)
@@ -37,6 +41,25 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     with open(f"{path}.migrate-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         command.upgrade(alembic_config(database_url), revision)
+
+
+def _current_fast(database_url: str) -> str | None:
+    path = sqlite_path(database_url)
+    if path is None:
+        try:
+            return current(database_url)
+        except Exception:
+            return None
+    if not path.exists():
+        return None
+    import sqlite3
+
+    try:
+        with sqlite3.connect(path) as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def current(database_url: str) -> str | None:

@@ -108,3 +108,19 @@ async def test_unlimited_quota_admits_everything(limiter: Limiter) -> None:
     for i in range(50):
         admission = await limiter.admit("k", Quota(), f"r{i}", T0)
         assert admission.requests_remaining is None
+
+
+async def test_settling_in_batches_survives_a_flushed_script_cache(limiter: Limiter) -> None:
+    from crossway.limits.base import Settlement
+    from crossway.limits.redis import RedisLimiter
+
+    quota = Quota(concurrency=5)
+    for i in range(5):
+        await limiter.admit("k", quota, f"r{i}", T0)
+    if isinstance(limiter, RedisLimiter):
+        await limiter.redis.call("SCRIPT", "FLUSH")
+    await limiter.settle_many([Settlement("k", f"r{i}", 10, 0.01, T0) for i in range(5)])
+    spend = await limiter.spend("k", T0)
+    assert spend.total == pytest.approx(0.05)
+    for i in range(5):  # every slot came back
+        await limiter.admit("k", quota, f"again{i}", T0)

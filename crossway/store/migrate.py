@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from crossway.store.engine import async_url
 from crossway.store.meta import sqlite_path
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # the newest revision in migrations/versions (a test keeps the two in step)
@@ -17,6 +18,8 @@ HEAD = "0001"
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # configparser interpolation: a literal % in a password must be doubled
@@ -32,6 +35,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """
     if revision == "head" and _current_fast(database_url) == HEAD:
         return  # nothing to do: spare start-up the cost of loading Alembic
+    from alembic import command  # only when there is something to do: it is large
+
     path = sqlite_path(database_url)
     if path is None:
         command.upgrade(alembic_config(database_url), revision)

@@ -76,6 +76,15 @@ async def _find(req: Request, ident: str) -> ApiKey:
     return key
 
 
+def _name_taken(name: str | None) -> InvalidRequest:
+    return InvalidRequest(
+        f"name: a key named {name!r} exists already",
+        param="name",
+        code="duplicate_name",
+        retryable=False,
+    )
+
+
 async def create_key(req: Request) -> None:
     _master(req)
     services = req.services
@@ -83,12 +92,7 @@ async def create_key(req: Request) -> None:
     try:
         key, secret = await services.key_store.create(**spec.columns())
     except DuplicateName:
-        raise InvalidRequest(
-            f"name: a key named {spec.name!r} exists already",
-            param="name",
-            code="duplicate_name",
-            retryable=False,
-        ) from None
+        raise _name_taken(spec.name) from None
     services.keys.put(key)
     await _json(req, 201, {"key": secret, **await _key_view(req, key)})
 
@@ -118,12 +122,7 @@ async def change_key(req: Request) -> None:
     try:
         changed = await services.key_store.update(key.id, **spec.columns())
     except DuplicateName:
-        raise InvalidRequest(
-            f"name: a key named {spec.name!r} exists already",
-            param="name",
-            code="duplicate_name",
-            retryable=False,
-        ) from None
+        raise _name_taken(spec.name) from None
     assert changed is not None
     services.keys.put(changed)
     await _json(req, 200, await _key_view(req, changed))

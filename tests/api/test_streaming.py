@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 from conftest import MASTER_KEY, RunningGateway
@@ -21,15 +24,8 @@ def wait_until(check: object, timeout: float = 5.0) -> bool:
     return False
 
 
-def test_events_reach_the_client_while_the_upstream_is_still_streaming(
-    gateway: RunningGateway, upstream: SimulatedUpstream
-) -> None:
-    body = {
-        "model": "gpt-4o-mini",
-        "messages": USER,
-        "stream": True,
-        "simulate": {"chunks": 20, "chunk_delay_ms": 100},
-    }
+@contextlib.contextmanager
+def open_stream(gateway: RunningGateway, body: dict[str, Any]) -> Iterator[httpx.Response]:
     with (
         httpx.Client(timeout=30) as http,
         http.stream(
@@ -39,6 +35,19 @@ def test_events_reach_the_client_while_the_upstream_is_still_streaming(
             headers={"authorization": f"Bearer {MASTER_KEY}"},
         ) as resp,
     ):
+        yield resp
+
+
+def test_events_reach_the_client_while_the_upstream_is_still_streaming(
+    gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": USER,
+        "stream": True,
+        "simulate": {"chunks": 20, "chunk_delay_ms": 100},
+    }
+    with open_stream(gateway, body) as resp:
         lines = resp.iter_lines()
         first = next(line for line in lines if line.startswith("data:"))
         assert '"role":"assistant"' in first
@@ -59,15 +68,7 @@ def test_client_disconnect_cancels_the_upstream_request(
         "stream": True,
         "simulate": {"chunks": 200, "chunk_delay_ms": 50},
     }
-    with (
-        httpx.Client(timeout=30) as http,
-        http.stream(
-            "POST",
-            gateway.base_url + "/chat/completions",
-            json=body,
-            headers={"authorization": f"Bearer {MASTER_KEY}"},
-        ) as resp,
-    ):
+    with open_stream(gateway, body) as resp:
         request_id = resp.headers["x-request-id"]
         lines = resp.iter_lines()
         next(line for line in lines if '"content":"' in line)

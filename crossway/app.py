@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -112,15 +113,34 @@ async def _seed_budgets(services: Services) -> None:
     await services.limits.limiter.seed(daily, monthly, total, now_ms)
 
 
+async def _keep_budgets_seeded(services: Services, every: float = 60.0) -> None:
+    """Seed now and every minute: counters lost with a Redis restart come back from the
+    ledger (seeding only fills counters that are missing or lower)."""
+    while True:
+        try:
+            await _seed_budgets(services)
+        except Exception:
+            log.warning("could not seed budget counters from the ledger", exc_info=True)
+        await asyncio.sleep(every)
+
+
 def create_app(services: Services) -> CrosswayApp:
+    background: list[asyncio.Task[None]] = []
+
     async def startup() -> None:
         for transport in services.transports.values():
             await transport.open()
         await services.keys.start()
-        await _seed_budgets(services)
+        try:
+            await _seed_budgets(services)
+        except Exception:  # Redis or the database is down: serve what can be served
+            log.warning("could not seed budget counters at start", exc_info=True)
+        background.append(asyncio.get_running_loop().create_task(_keep_budgets_seeded(services)))
         await services.usage.start()
 
     async def shutdown() -> None:
+        for task in background:
+            task.cancel()
         await services.limits.drain()
         await services.usage.stop()  # writes every pending usage event
         await services.keys.stop()

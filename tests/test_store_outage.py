@@ -104,3 +104,36 @@ def test_requests_go_on_and_the_ledger_catches_up(
             assert record.status_code == 200 and record.json()["key_id"] == key["id"]
     finally:
         gw.stop()
+
+
+def test_an_unreachable_redis_refuses_limited_keys_with_503_not_500(
+    background: BackgroundLoop, upstream: SimulatedUpstream
+) -> None:
+    gw = start_gateway(
+        background, upstream_settings(upstream.base_url, redis_url="redis://127.0.0.1:9/0")
+    )
+    try:
+        admin = {"authorization": f"Bearer {MASTER_KEY}"}
+        limited = httpx.post(
+            gw.root + "/admin/keys", headers=admin, json={"name": "limited", "limits": {"rpm": 10}}
+        ).json()
+        free = httpx.post(gw.root + "/admin/keys", headers=admin, json={"name": "free"}).json()
+        body = {"model": "gpt-4o-mini", "messages": USER}
+        refused = httpx.post(
+            gw.base_url + "/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {limited['key']}"},
+        )
+        assert refused.status_code == 503
+        assert "rate limiter cannot be reached" in refused.json()["error"]["message"]
+        assert refused.headers["retry-after"] == "2"
+        # keys without limits and the master key do not need the limiter
+        for secret in (free["key"], MASTER_KEY):
+            ok = httpx.post(
+                gw.base_url + "/chat/completions",
+                json=body,
+                headers={"authorization": f"Bearer {secret}"},
+            )
+            assert ok.status_code == 200
+    finally:
+        gw.stop()

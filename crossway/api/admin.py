@@ -45,7 +45,11 @@ async def _json(req: Request, status: int, data: Any) -> None:
 async def _key_view(req: Request, key: ApiKey) -> dict[str, Any]:
     view = key.public()
     now_ms = int(time.time() * 1000)
-    spend = await req.services.limits.limiter.spend(key.id, now_ms)
+    try:
+        spend = await req.services.limits.limiter.spend(key.id, now_ms)
+    except Exception:  # the limiter's Redis is down: show the key without live spend
+        view["spend"] = None
+        return view
     view["spend"] = {}
     for period, limit, spent in (
         ("daily", key.budget_daily, spend.daily),

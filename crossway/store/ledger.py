@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crossway.store.keys import _aware, _iso
+from crossway.store.keys import _iso
 from crossway.store.tables import api_keys, usage
 from crossway.usage import UsageEvent
 
@@ -162,17 +162,15 @@ class Ledger:
             query = query.group_by(group).order_by(group)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            {
-                k: (
-                    int(v)
-                    if k != "cost_usd" and isinstance(v, int | float) and k != group_by
-                    else v
-                )
-                for k, v in r._mapping.items()
-            }
-            for r in rows
-        ]
+        counts = ("requests", "errors", "prompt_tokens", "completion_tokens")
+        out = []
+        for row in rows:
+            data = {str(k): v for k, v in row._asdict().items()}
+            for name in counts:  # SUM comes back as Decimal or None on some databases
+                data[name] = int(data[name] or 0)
+            data["cost_usd"] = float(data["cost_usd"] or 0.0)
+            out.append(data)
+        return out
 
     async def spend_since(self, since: dt.datetime) -> dict[str, float]:
         """Each key's spend from `since` on, to seed the limiter's budget counters."""
@@ -185,4 +183,4 @@ class Ledger:
             return {k: float(v or 0) for k, v in (await conn.execute(query)).all()}
 
 
-__all__ = ["GROUPS", "Ledger", "_aware"]
+__all__ = ["GROUPS", "Ledger"]

@@ -25,6 +25,7 @@ class Cuttable:
         self.port = 0
         self.server: asyncio.Server | None = None
         self.pipes: set[asyncio.StreamWriter] = set()
+        self.cut = False
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
@@ -34,16 +35,23 @@ class Cuttable:
         writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.pipes.add(writer)  # cut from the first byte, even while connecting onwards
         up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.pipes.update((writer, up_writer))
+        if self.cut:
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
+        self.pipes.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     async def up(self) -> None:
+        self.cut = False
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def down(self) -> None:
         assert self.server is not None
+        self.cut = True
         self.server.close()
         for writer in list(self.pipes):
             writer.transport.abort()

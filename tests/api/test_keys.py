@@ -177,11 +177,11 @@ def test_budget_spent_is_402_naming_the_budget(keyed_gateway: RunningGateway) ->
     assert isinstance(mine, dict) and mine["spend"]["daily"]["remaining"] == 0
 
 
-def test_concurrency_limit(keyed_gateway: RunningGateway) -> None:
+def test_concurrency_limit(keyed_gateway: RunningGateway, upstream: SimulatedUpstream) -> None:
     gw = keyed_gateway
     created = make_key(gw, limits={"max_concurrency": 1})
     headers = {"authorization": f"Bearer {created['key']}"}
-    slow = {"model": "gpt-4o-mini", "messages": USER, "simulate": {"latency_ms": 800}}
+    slow = {"model": "gpt-4o-mini", "messages": USER, "simulate": {"latency_ms": 1500}}
     results: list[int] = []
     thread = threading.Thread(
         target=lambda: results.append(
@@ -191,7 +191,7 @@ def test_concurrency_limit(keyed_gateway: RunningGateway) -> None:
         )
     )
     thread.start()
-    time.sleep(0.3)
+    assert wait_until(lambda: upstream.active == 1)  # the slow one holds the only slot
     second = httpx.post(
         gw.base_url + "/chat/completions",
         headers=headers,

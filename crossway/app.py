@@ -99,7 +99,7 @@ def build_services(
         key_store=key_store,
         keys=keys,
         ledger=ledger,
-        limits=Limits(create_limiter(settings.redis_url)),
+        limits=Limits(create_limiter(settings.redis_url, settings.redis_prefix)),
     )
 
 

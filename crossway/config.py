@@ -105,6 +105,9 @@ class ServerConfig(_Strict):
 class Settings(_Strict):
     database_url: str = "sqlite:///crossway.db"
     redis_url: str | None = None
+    # the start of every Redis key Crossway writes: gateways of separate deployments can share
+    # one Redis with prefixes of their own
+    redis_prefix: str = Field("cw", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     master_key: SecretStr | None = None
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)

@@ -268,7 +268,23 @@ def keyed_gateway(
     if request.param == "postgres+redis":
         overrides["database_url"] = request.getfixturevalue("postgres_url")
         overrides["redis_url"] = REDIS_URL
+        overrides["redis_prefix"] = redis_prefix = f"cwtest-{secrets.token_hex(4)}"
     running = start_gateway(background, upstream_settings(upstream.base_url, **overrides))
     running.backend = request.param
     yield running
     running.stop()
+    if request.param == "postgres+redis":
+        asyncio.run(_forget_redis_keys(redis_prefix))
+
+
+async def _forget_redis_keys(prefix: str) -> None:
+    """Tests leave nothing behind in the machine's Redis."""
+    from crossway.limits.resp import RespClient
+
+    client = RespClient(REDIS_URL)
+    try:
+        keys = await client.call("KEYS", f"{prefix}:*")
+        if keys:
+            await client.call("DEL", *keys)
+    finally:
+        await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import MASTER_KEY, REDIS_URL, free_port, upstream_settings
+from conftest import MASTER_KEY, REDIS_URL, _forget_redis_keys, free_port, upstream_settings
 
 from crossway.testing import SimulatedUpstream
 
@@ -25,10 +26,12 @@ USER = [{"role": "user", "content": "hi"}]
 
 class Gateways:
     def __init__(self, tmp_path: Path, upstream: SimulatedUpstream, postgres_url: str) -> None:
+        self.prefix = f"cwtest-{secrets.token_hex(4)}"
         settings = upstream_settings(
             upstream.base_url,
             database_url=postgres_url,
             redis_url=REDIS_URL,
+            redis_prefix=self.prefix,
             log_requests=False,
             key_refresh_seconds=0.5,
         )
@@ -94,6 +97,7 @@ def gateways(tmp_path: Path, upstream: SimulatedUpstream, postgres_url: str) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+    asyncio.run(_forget_redis_keys(running.prefix))
 
 
 def create_key(gw: Gateways, **fields: Any) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from crossway.limits.base import (
 from crossway.limits.memory import MemoryLimiter
 
 
-def create_limiter(redis_url: str | None) -> Limiter:
+def create_limiter(redis_url: str | None, prefix: str = "cw") -> Limiter:
     if redis_url:
         from crossway.limits.redis import RedisLimiter
 
-        return RedisLimiter(redis_url)
+        return RedisLimiter(redis_url, prefix)
     return MemoryLimiter()
 
 

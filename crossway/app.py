@@ -138,18 +138,26 @@ def create_app(services: Services) -> CrosswayApp:
         background.append(asyncio.get_running_loop().create_task(_keep_budgets_seeded(services)))
         await services.usage.start()
 
-    async def shutdown() -> None:
+    async def stop_background() -> None:
         for task in background:
             task.cancel()
-        await services.limits.drain()
-        await services.usage.stop()  # writes every pending usage event
-        await services.keys.stop()
-        await services.limits.limiter.close()
+
+    async def close_transports() -> None:
         for transport in services.transports.values():
             await transport.close()
-        await services.engine.dispose()
 
-    return CrosswayApp(services, on_startup=[startup], on_shutdown=[shutdown])
+    # separate steps: one that fails (Redis already gone, say) does not skip the others
+    shutdown = [
+        stop_background,
+        services.limits.drain,
+        services.usage.stop,  # writes every pending usage event
+        services.keys.stop,
+        services.limits.limiter.close,
+        close_transports,
+        services.engine.dispose,
+    ]
+
+    return CrosswayApp(services, on_startup=[startup], on_shutdown=shutdown)
 
 
 __all__ = ["MasterKey", "MemoryWriter", "build_services", "create_app", "master_key"]

@@ -65,6 +65,16 @@ class PayloadTooLarge(GatewayError):
     kind = "request_too_large"
 
 
+class ServiceUnavailable(GatewayError):
+    """A part Crossway depends on (its key store, its limiter) cannot be reached: try again."""
+
+    status = 503
+    kind = "service_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"retry-after": "2"})
+
+
 class UpstreamError(GatewayError):
     """The upstream failed or could not be reached (502/503/504)."""
 

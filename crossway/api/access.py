@@ -8,7 +8,7 @@ import logging
 import time
 
 from crossway.api.auth import Principal
-from crossway.errors import GatewayError, PermissionDenied
+from crossway.errors import GatewayError, PermissionDenied, ServiceUnavailable
 from crossway.limits import Admission, Limiter, Quota
 from crossway.limits.base import Settlement
 from crossway.routing import Route
@@ -83,12 +83,7 @@ class Limits:
             raise
         except Exception:  # fail closed: a key's limits are never skipped
             log.warning("the limiter could not be asked about key %s", key.id, exc_info=True)
-            raise GatewayError(
-                "the rate limiter cannot be reached; try again",
-                status=503,
-                kind="service_unavailable",
-                headers={"retry-after": "2"},
-            ) from None
+            raise ServiceUnavailable("the rate limiter cannot be reached; try again") from None
         return quota, admission
 
     def settle(self, key_id: str, lease: str, tokens: int, cost: float) -> None:

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from crossway.errors import AuthenticationFailed, GatewayError
+from crossway.errors import AuthenticationFailed, ServiceUnavailable
 from crossway.store.keys import ApiKey, KeyStore
 
 log = logging.getLogger("crossway.auth")
@@ -105,11 +105,8 @@ class KeyRing:
             key = await self.store.by_hash(key_hash)
         except Exception:
             log.warning("could not look a key up in the store", exc_info=True)
-            raise GatewayError(
-                "the key store cannot be reached to check this key; try again",
-                status=503,
-                kind="service_unavailable",
-                headers={"retry-after": "2"},
+            raise ServiceUnavailable(
+                "the key store cannot be reached to check this key; try again"
             ) from None
         if key is None:
             if len(self._misses) > 10_000:

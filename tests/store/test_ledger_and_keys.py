@@ -1,0 +1,95 @@
+"""The store over both backends: SQLite and the Postgres on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crossway.ir import Usage
+from crossway.store.engine import create_engine
+from crossway.store.keys import DuplicateName, KeyStore, hash_secret
+from crossway.store.ledger import Ledger
+from crossway.store.migrate import upgrade
+from crossway.usage import UsageEvent
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/store.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    upgrade(url)
+    yield url
+
+
+def event(n: int, key_id: str, cost: float | None = 0.25, **fields: object) -> UsageEvent:
+    return UsageEvent(
+        request_id=f"req_{n}_{time.time_ns()}",
+        started_at=time.time(),
+        endpoint="chat.completions",
+        principal=key_id,
+        model="gpt-4o",
+        vendor="openai",
+        status=200,
+        usage=Usage(10, 5, 2, 1),
+        cost_usd=cost,
+        **fields,
+    )  # type: ignore[arg-type]
+
+
+def test_keys_and_an_idempotent_ledger(database_url: str) -> None:
+    async def run() -> None:
+        engine = create_engine(database_url)
+        keys, ledger = KeyStore(engine), Ledger(engine)
+        try:
+            key, secret = await keys.create(
+                name=f"k-{time.time_ns()}",
+                models=["gpt-*"],
+                vendors=[],
+                meta={},
+                enabled=True,
+                rpm=10**12,
+            )
+            assert (await keys.by_hash(hash_secret(secret))) == key
+            with pytest.raises(DuplicateName):
+                await keys.create(name=key.name, models=[], vendors=[], meta={}, enabled=True)
+            batch = [event(i, key.id, stream=i % 2 == 0, ttft_ms=None) for i in range(300)]
+            batch.append(event(999, "master", cost=None))
+            await ledger.write(batch)
+            await ledger.write(batch[:100])  # a retried batch: nothing twice
+            stored = await keys.get(key.id)
+            assert stored is not None and stored.spend_total == pytest.approx(75.0)
+            rows = await ledger.summary(key_id=key.id, group_by="model")
+            assert rows == [
+                {
+                    "model": "gpt-4o",
+                    "requests": 300,
+                    "errors": 0,
+                    "prompt_tokens": 3000,
+                    "completion_tokens": 1500,
+                    "cost_usd": pytest.approx(75.0),
+                }
+            ]
+            record = await ledger.request(batch[0].request_id)
+            assert record is not None
+            assert (record["cached_tokens"], record["reasoning_tokens"]) == (2, 1)
+            assert record["stream"] is True and record["ttft_ms"] is None
+            assert record["created_at"].endswith("Z")
+            spend_today = await ledger.spend_since(
+                __import__("datetime")
+                .datetime.now(__import__("datetime").UTC)
+                .replace(hour=0, minute=0, second=0, microsecond=0)
+            )
+            assert spend_today[key.id] == pytest.approx(75.0)
+            rotated = await keys.rotate(key.id)
+            assert rotated is not None and rotated[0].key_hash != key.key_hash
+            assert await keys.delete(key.id) and await keys.get(key.id) is None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

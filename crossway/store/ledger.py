@@ -40,6 +40,9 @@ _PG_INSERT = (
     + ", ".join(f"{c.name} {_PG_TYPE[type(c.type)]}" for c in usage.columns)
     + ") ON CONFLICT (request_id) DO NOTHING RETURNING key_id, cost_usd"
 )
+_SQLITE_INSERT = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
 _PG_SPEND = "UPDATE api_keys SET spend_total = spend_total + $2 WHERE id = $1"
 
 
@@ -80,6 +83,9 @@ class Ledger:
         if self.engine.dialect.name == "postgresql":
             await self._write_postgres(events)
             return
+        if self.engine.dialect.name == "sqlite":
+            await self._write_sqlite(events)
+            return
         rows = [_row(e) for e in events]
         statement = self._insert.on_conflict_do_nothing(index_elements=["request_id"]).returning(
             usage.c.key_id, usage.c.cost_usd
@@ -114,6 +120,40 @@ class Ledger:
                     spend[key_id] += cost
             if spend:
                 await pg.executemany(_PG_SPEND, list(spend.items()))
+
+    async def _write_sqlite(self, events: list[UsageEvent]) -> None:
+        """Plain executemany on the driver: SQLAlchemy's per-row parameter work cost three
+        times SQLite's own. Rows already stored (a retried batch) are left out first, so
+        only new rows count towards spend."""
+        ids = [e.request_id for e in events]
+        async with self.engine.begin() as conn:
+            raw = await conn.get_raw_connection()
+            db: Any = raw.driver_connection
+            stored: set[str] = set()
+            for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+                chunk = ids[start : start + 500]
+                cursor = await db.execute(
+                    f"SELECT request_id FROM usage WHERE request_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                stored.update(row[0] for row in await cursor.fetchall())
+            fresh = [e for e in events if e.request_id not in stored]
+            rows = []
+            spend: dict[str, float] = defaultdict(float)
+            for event in fresh:
+                row = _row(event)
+                row["created_at"] = row["created_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
+                rows.append(tuple(row[name] for name in _COLUMNS))
+                if row["key_id"] is not None and event.cost_usd:
+                    spend[row["key_id"]] += event.cost_usd
+            if rows:
+                await db.executemany(_SQLITE_INSERT, rows)
+            if spend:
+                await db.executemany(
+                    "UPDATE api_keys SET spend_total = spend_total + ? WHERE id = ?",
+                    [(amount, key_id) for key_id, amount in spend.items()],
+                )
 
     async def request(self, request_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:

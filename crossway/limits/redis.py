@@ -150,25 +150,17 @@ class RedisLimiter:
             raise rate_error("tpm", quota.tpm, admission.tokens_reset_ms, admission, quota)
         return admission
 
+    def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
+        keys = self._keys(item.key_id, item.now_ms)
+        return keys[1:6], [item.lease, item.tokens, repr(item.cost), 2 * WINDOW_MS]
+
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
-        keys = self._keys(key_id, now_ms)
-        await self._settle(
-            keys=[keys[1], keys[2], keys[3], keys[4], keys[5]],
-            args=[lease, tokens, repr(cost), 2 * WINDOW_MS],
-        )
+        await self.settle_many([Settlement(key_id, lease, tokens, cost, now_ms)])
 
     async def settle_many(self, items: list[Settlement]) -> None:
         # all go out in one write; then wait for all the answers
-        calls = []
-        for i in items:
-            keys = self._keys(i.key_id, i.now_ms)
-            calls.append(
-                (
-                    [keys[1], keys[2], keys[3], keys[4], keys[5]],
-                    [i.lease, i.tokens, repr(i.cost), 2 * WINDOW_MS],
-                )
-            )
-        failed = [r for r in await self._settle.many(calls) if isinstance(r, Exception)]
+        replies = await self._settle.many([self._settle_call(i) for i in items])
+        failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             raise failed[0]
 

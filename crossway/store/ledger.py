@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crossway.store.keys import _iso
-from crossway.store.tables import api_keys, usage
+from crossway.store.tables import usage
 from crossway.usage import UsageEvent
 
 GROUPS = ("day", "model", "key", "vendor")
 
 _COLUMNS = [c.name for c in usage.columns]
+_KEY_ID, _COST = _COLUMNS.index("key_id"), _COLUMNS.index("cost_usd")
 _PG_TYPE = {
     sa.String: "text",
     sa.DateTime: "float8",
@@ -73,35 +74,26 @@ def _row(event: UsageEvent) -> dict[str, Any]:
     }
 
 
+def _spend(inserted: Iterable[tuple[str | None, float | None]]) -> dict[str, float]:
+    """Each key's cost among the rows a batch actually inserted."""
+    spend: dict[str, float] = defaultdict(float)
+    for key_id, cost in inserted:
+        if key_id is not None and cost:
+            spend[key_id] += cost
+    return spend
+
+
 class Ledger:
     def __init__(self, engine: AsyncEngine) -> None:
+        if engine.dialect.name not in ("postgresql", "sqlite"):
+            raise ValueError(f"the ledger runs on SQLite or Postgres, not {engine.dialect.name}")
         self.engine = engine
-        dialect = engine.dialect.name
-        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(usage)
 
     async def write(self, events: list[UsageEvent]) -> None:
         if self.engine.dialect.name == "postgresql":
             await self._write_postgres(events)
-            return
-        if self.engine.dialect.name == "sqlite":
+        else:
             await self._write_sqlite(events)
-            return
-        rows = [_row(e) for e in events]
-        statement = self._insert.on_conflict_do_nothing(index_elements=["request_id"]).returning(
-            usage.c.key_id, usage.c.cost_usd
-        )
-        async with self.engine.begin() as conn:
-            inserted = (await conn.execute(statement, rows)).all()
-            spend: dict[str, float] = defaultdict(float)
-            for key_id, cost in inserted:
-                if key_id is not None and cost:
-                    spend[key_id] += cost
-            for key_id, amount in spend.items():
-                await conn.execute(
-                    api_keys.update()
-                    .where(api_keys.c.id == key_id)
-                    .values(spend_total=api_keys.c.spend_total + amount)
-                )
 
     async def _write_postgres(self, events: list[UsageEvent]) -> None:
         """One statement per batch, whatever its size, with the rows as one JSON document."""
@@ -114,10 +106,7 @@ class Ledger:
             raw = await conn.get_raw_connection()
             pg: Any = raw.driver_connection
             inserted = await pg.fetch(_PG_INSERT, orjson.dumps(rows).decode())
-            spend: dict[str, float] = defaultdict(float)
-            for key_id, cost in inserted:
-                if key_id is not None and cost:
-                    spend[key_id] += cost
+            spend = _spend((row[0], row[1]) for row in inserted)
             if spend:
                 await pg.executemany(_PG_SPEND, list(spend.items()))
 
@@ -140,13 +129,11 @@ class Ledger:
                 stored.update(row[0] for row in await cursor.fetchall())
             fresh = [e for e in events if e.request_id not in stored]
             rows = []
-            spend: dict[str, float] = defaultdict(float)
             for event in fresh:
                 row = _row(event)
                 row["created_at"] = row["created_at"].strftime("%Y-%m-%d %H:%M:%S.%f")
                 rows.append(tuple(row[name] for name in _COLUMNS))
-                if row["key_id"] is not None and event.cost_usd:
-                    spend[row["key_id"]] += event.cost_usd
+            spend = _spend((row[_KEY_ID], row[_COST]) for row in rows)
             if rows:
                 await db.executemany(_SQLITE_INSERT, rows)
             if spend:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable
 
 from crossway.api import admin, ops
+from crossway.api import anthropic as anthropic_door
 from crossway.api import openai as openai_door
 from crossway.api.auth import token_from
 from crossway.api.http import Receive, Request, Scope, Send
@@ -42,7 +43,8 @@ class CrosswayApp:
         self.on_shutdown = list(on_shutdown)
         self.exact: dict[str, dict[str, Route]] = {}
         self.prefixed: list[tuple[str, dict[str, Route]]] = []
-        routes = [*_aliases([*openai_door.ROUTES, *admin.KEY_ROUTES]), *admin.ROUTES, *ops.ROUTES]
+        doors = [*openai_door.ROUTES, *anthropic_door.ROUTES, *admin.KEY_ROUTES]
+        routes = [*_aliases(doors), *admin.ROUTES, *ops.ROUTES]
         for route in routes:
             if route.path.endswith("/"):
                 table = next((t for p, t in self.prefixed if p == route.path), None)
@@ -91,6 +93,7 @@ class CrosswayApp:
                     retryable=False,
                 )
             render = route.render_error
+            req.id_headers = route.id_headers
             if route.auth:
                 token = token_from(
                     req.header(b"authorization"), req.header(b"api-key") or req.header(b"x-api-key")

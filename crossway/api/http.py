@@ -31,6 +31,7 @@ class Request:
     __slots__ = (
         "_query",
         "admitted",
+        "id_headers",
         "principal",
         "receive",
         "request_id",
@@ -59,6 +60,8 @@ class Request:
         # a limited key's quota and admission, until the request is settled
         self.admitted: tuple[Quota, Admission] | None = None
         self._query: dict[str, str] | None = None
+        # the header names that carry our request id (Anthropic's SDK reads `request-id`)
+        self.id_headers: tuple[bytes, ...] = (b"x-request-id",)
 
     @property
     def method(self) -> str:
@@ -109,7 +112,8 @@ class Request:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def base_headers(self) -> Headers:
-        return [(b"x-request-id", self.request_id.encode())]
+        value = self.request_id.encode()
+        return [(name, value) for name in self.id_headers]
 
     async def start(self, status: int, headers: Headers) -> None:
         self.response_started = True

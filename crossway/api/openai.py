@@ -6,10 +6,13 @@ from typing import Any
 
 import orjson
 
+from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.models import get_model, list_models
-from crossway.api.relay import relay_json, relay_stream
+from crossway.api.relay import relay_json
 from crossway.api.routes import Route
+from crossway.api.streaming import relay_stream
+from crossway.dialects.registry import OPENAI
 from crossway.errors import InvalidRequest
 
 
@@ -113,13 +116,13 @@ async def chat_completions(req: Request) -> None:
         raise _wrong_type("stream", "a boolean", stream)
     route = services.router.resolve(model, req.header(b"vendor"))
     if not stream:
-        await relay_json(req, "chat.completions", "chat", route, payload)
+        await relay_json(req, "chat.completions", "chat", route, Exchange(OPENAI, payload, False))
         return
     options = payload.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _wrong_type("stream_options", "an object", options)
     wants_usage = bool(options and options.get("include_usage") is True)
-    await relay_stream(req, "chat.completions", route, payload, wants_usage)
+    await relay_stream(req, "chat.completions", route, Exchange(OPENAI, payload, True, wants_usage))
 
 
 async def embeddings(req: Request) -> None:
@@ -129,7 +132,7 @@ async def embeddings(req: Request) -> None:
     if "input" not in payload:
         raise _missing("input")
     route = services.router.resolve(model, req.header(b"vendor"))
-    await relay_json(req, "embeddings", "embeddings", route, payload)
+    await relay_json(req, "embeddings", "embeddings", route, Exchange(OPENAI, payload, False))
 
 
 ROUTES = [

@@ -1,24 +1,19 @@
-"""Pass-through to an OpenAI-format upstream: send, fail over, relay bytes, capture usage.
+"""Sending a request upstream: admit, fail over between deployments, answer, account.
 
-When the caller's wire format is the upstream's, the body goes through as parsed JSON with only
-the model rewritten, and the answer comes back byte for byte. Streams are forwarded event by
-event as they arrive; the only event ever touched is the usage one (see `StreamUsage`).
+`send_upstream` tries a route's deployments in order; `relay_json` answers a non-streaming
+request in the caller's wire format (see `Exchange`); `finish` records the usage event and
+settles the key's limits. Streams are in `crossway.api.streaming`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
-import orjson
 
 from crossway.api.access import allow_route
 from crossway.api.disconnect import ClientWatch
+from crossway.api.exchange import Exchange
 from crossway.api.http import JSON, Headers, Request
-from crossway.dialects import openai as openai_dialect
-from crossway.dialects.openai import StreamUsage
-from crossway.dialects.sse import EventCutter, last_event
 from crossway.errors import GatewayError, UpstreamError
 from crossway.limits import ratelimit_headers
 from crossway.providers.errors import upstream_error
@@ -26,10 +21,8 @@ from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
 
-_EVENT_STREAM = b"text/event-stream"
 
-
-def _usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> UsageEvent:
+def usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> UsageEvent:
     assert req.principal is not None
     return UsageEvent(
         request_id=req.request_id,
@@ -42,13 +35,8 @@ def _usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> Usa
     )
 
 
-async def _send(
-    req: Request,
-    route: Route,
-    operation: str,
-    payload: dict[str, Any],
-    event: UsageEvent,
-    add_stream_usage: bool,
+async def send_upstream(
+    req: Request, route: Route, operation: str, exchange: Exchange, event: UsageEvent
 ) -> tuple[Response, Deployment]:
     """Try the route's deployments in order until one answers without a server-side failure."""
     health = req.services.health
@@ -62,18 +50,11 @@ async def _send(
             provider.vendor,
             dep.upstream_model,
         )
-        payload["model"] = dep.upstream_model
-        if add_stream_usage:
-            if provider.stream_usage:
-                options = payload.get("stream_options")
-                payload["stream_options"] = {
-                    **(options if isinstance(options, dict) else {}),
-                    "include_usage": True,
-                }
-            else:
-                payload.pop("stream_options", None)
+        body = exchange.body_for(dep)
         try:
-            resp = await dep.transport.post(dep.url(operation), orjson.dumps(payload))
+            resp = await dep.transport.post(
+                dep.url(operation), body, provider.forwarded_headers(req.header)
+            )
         except UpstreamError as exc:
             health.failure(dep)
             last = exc
@@ -100,7 +81,7 @@ async def _send(
     raise last
 
 
-def _response_headers(req: Request, resp: Response, dep: Deployment) -> Headers:
+def response_headers(req: Request, resp: Response, dep: Deployment) -> Headers:
     headers = [
         (b"x-crossway-provider", dep.provider.name.encode()),
         (b"x-crossway-model", dep.model.encode()),
@@ -116,7 +97,7 @@ def _response_headers(req: Request, resp: Response, dep: Deployment) -> Headers:
     return headers
 
 
-async def _admit(req: Request, route: Route) -> Route:
+async def admit(req: Request, route: Route) -> Route:
     """The key's model and vendor rules, then its limits and budgets (402/403/429)."""
     principal = req.principal
     assert principal is not None
@@ -127,7 +108,7 @@ async def _admit(req: Request, route: Route) -> Route:
     return route
 
 
-def _finish(req: Request, event: UsageEvent, status: int, error: GatewayError | None) -> None:
+def finish(req: Request, event: UsageEvent, status: int, error: GatewayError | None) -> None:
     event.status = status
     if error is not None:
         event.error_type = error.kind
@@ -158,18 +139,18 @@ def record_refusal(req: Request, endpoint: str, error: GatewayError) -> None:
         endpoint=endpoint,
         principal=principal,
     )
-    _finish(req, event, error.status, error)
+    finish(req, event, error.status, error)
 
 
 async def relay_json(
-    req: Request, endpoint: str, operation: str, route: Route, payload: dict[str, Any]
+    req: Request, endpoint: str, operation: str, route: Route, exchange: Exchange
 ) -> None:
-    """A non-streaming request: the upstream's JSON answer goes back as it came."""
-    event = _usage_event(req, endpoint, route, stream=False)
+    """A non-streaming request: the upstream's answer, in the caller's wire format."""
+    event = usage_event(req, endpoint, route, stream=False)
     watch = ClientWatch(req.receive)
     try:
-        route = await _admit(req, route)
-        resp, dep = await _send(req, route, operation, payload, event, add_stream_usage=False)
+        route = await admit(req, route)
+        resp, dep = await send_upstream(req, route, operation, exchange, event)
         try:
             raw = await resp.read()
         except (ConnectionBroken, ReadTimeout) as exc:
@@ -181,130 +162,25 @@ async def relay_json(
         finally:
             resp.release()  # drops the connection if the answer was not read to its end
         event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
-        try:
-            event.usage = openai_dialect.usage_from(orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                f"upstream {dep.provider.name} ({dep.provider.vendor}) answered with a body that "
-                "is not JSON",
-                vendor=dep.provider.vendor,
-            ) from None
+        out, event.usage = exchange.answer(dep, raw)
+        content_type = JSON
+        if not exchange.translated(dep):
+            content_type = resp.headers.get("content-type", "").encode() or JSON
         await req.respond(
-            resp.status,
-            raw,
-            _response_headers(req, resp, dep),
-            content_type=resp.headers.get("content-type", "").encode() or JSON,
+            resp.status, out, response_headers(req, resp, dep), content_type=content_type
         )
     except GatewayError as err:
-        _finish(req, event, err.status, err)
+        finish(req, event, err.status, err)
         raise
     except asyncio.CancelledError:
         if not watch.client_left():
             raise
-        _finish(req, event, 499, _client_closed())
+        finish(req, event, 499, client_closed())
         return
     finally:
         watch.stop()
-    _finish(req, event, resp.status, None)
+    finish(req, event, resp.status, None)
 
 
-def _client_closed() -> GatewayError:
+def client_closed() -> GatewayError:
     return GatewayError("the client closed the connection", kind="client_closed")
-
-
-async def relay_stream(
-    req: Request, endpoint: str, route: Route, payload: dict[str, Any], client_wants_usage: bool
-) -> None:
-    """A streaming request: forward events as they arrive; cancel upstream if the client goes."""
-    event = _usage_event(req, endpoint, route, stream=True)
-    usage = StreamUsage(strip=not client_wants_usage)
-    status, error = 200, None
-    resp: Response | None = None
-    watch = ClientWatch(req.receive)
-    try:
-        route = await _admit(req, route)
-        resp, dep = await _send(
-            req, route, "chat", payload, event, add_stream_usage=not client_wants_usage
-        )
-        event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
-        headers = req.base_headers()
-        headers += [
-            (b"content-type", resp.headers.get("content-type", "").encode() or _EVENT_STREAM),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-        ]
-        headers += _response_headers(req, resp, dep)
-        await req.start(200, headers)
-        error, reported = await _pump(req, resp, dep, usage, event)
-        if error is not None:
-            status = error.status
-            if not reported:
-                await req.send(
-                    {
-                        "type": "http.response.body",
-                        "body": openai_dialect.stream_error_event(error),
-                        "more_body": True,
-                    }
-                )
-        await req.send({"type": "http.response.body", "body": b"", "more_body": False})
-    except GatewayError as err:  # before the stream started: a plain error answer
-        status, error = err.status, err
-        raise
-    except asyncio.CancelledError:
-        if not watch.client_left():
-            raise
-        status, error = 499, _client_closed()
-    finally:
-        watch.stop()
-        if resp is not None:
-            resp.close()  # on early exit this drops the upstream connection, which cancels it
-        event.usage = usage.usage
-        _finish(req, event, status, error)
-
-
-async def _pump(
-    req: Request,
-    resp: Response,
-    dep: Deployment,
-    usage: StreamUsage,
-    event: UsageEvent,
-) -> tuple[GatewayError | None, bool]:
-    """Forward upstream bytes. If the stream broke: the error, and whether upstream said so."""
-    send = req.send
-    cutter = EventCutter()
-    first = True
-    last = b""  # the last bytes sent: its final event tells how the stream ended
-    try:
-        async for chunk in resp.chunks():
-            out = usage.process(cutter.feed(chunk))
-            if not out:
-                continue
-            if first:
-                event.ttft_ms = (time.perf_counter() - req.started) * 1000
-                first = False
-            last = out
-            await send({"type": "http.response.body", "body": out, "more_body": True})
-    except (ConnectionBroken, ReadTimeout) as exc:
-        return UpstreamError(
-            f"upstream {dep.provider.name} ({dep.provider.vendor}) stream broke: "
-            f"{type(exc).__name__}",
-            vendor=dep.provider.vendor,
-        ), False
-    rest = cutter.finish()
-    if rest:  # a last event without its blank line
-        last = usage.process(rest)
-        await send({"type": "http.response.body", "body": last, "more_body": True})
-    final_event = last_event(last)
-    if b"[DONE]" in final_event:
-        return None, False
-    if b'"error"' in final_event:  # the upstream reported its own in-stream error, already relayed
-        return UpstreamError(
-            f"upstream {dep.provider.name} ({dep.provider.vendor}) reported an error in the stream",
-            vendor=dep.provider.vendor,
-            kind="upstream_stream_error",
-        ), True
-    return UpstreamError(
-        f"upstream {dep.provider.name} ({dep.provider.vendor}) ended the stream before completion",
-        vendor=dep.provider.vendor,
-        kind="upstream_incomplete",
-    ), False

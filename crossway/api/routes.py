@@ -22,3 +22,4 @@ class Route:
     metered: str | None = None
     # how this front door's callers expect errors to look
     render_error: Callable[[GatewayError], bytes] = openai_dialect.error_body
+    id_headers: tuple[bytes, ...] = (b"x-request-id",)

@@ -31,10 +31,13 @@ class Pricing:
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_tokens, usage.prompt_tokens)
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
         cached_price = self.cached_input if self.cached_input is not None else self.input
+        write_price = self.cache_write if self.cache_write is not None else self.input
         return (
-            (usage.prompt_tokens - cached) * self.input
+            (usage.prompt_tokens - cached - written) * self.input
             + cached * cached_price
+            + written * write_price
             + usage.completion_tokens * self.output
         ) / _PER_MILLION
 

@@ -1,4 +1,4 @@
-"""Canonical types shared by every wire format."""
+"""Canonical types shared by every wire format: usage, chat conversations, stream events."""
 
 from crossway.ir.usage import Usage
 

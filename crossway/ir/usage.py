@@ -10,8 +10,9 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     # parts of the two above, not additions to them
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # read from a prompt cache
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # written to a prompt cache (Anthropic's cache creation)
 
     @property
     def total_tokens(self) -> int:

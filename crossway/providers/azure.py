@@ -28,6 +28,7 @@ class Azure(Provider):
     request_id_header = "apim-request-id"
     # deployment names are the user's own: serve only the models the config names
     catalog_models_default = False
+    max_tokens_field = "max_completion_tokens"
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)

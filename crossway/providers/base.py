@@ -6,9 +6,11 @@ modules subclass `Provider` and register themselves; nothing else knows vendor n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from crossway.dialects.openai.requests import UpstreamOptions
 
 if TYPE_CHECKING:
     from crossway.config import ProviderConfig
@@ -31,6 +33,8 @@ class Provider:
     stream_usage_default: ClassVar[bool] = True
     catalog_models_default: ClassVar[bool] = True
     request_id_header: ClassVar[str] = "x-request-id"
+    # the field an OpenAI-format upstream reads the output limit from, in translated requests
+    max_tokens_field: ClassVar[str] = "max_tokens"
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -51,6 +55,7 @@ class Provider:
         self.headers: dict[str, str] = {"content-type": "application/json"}
         self.headers.update(self.auth_headers())
         self.headers.update(config.headers)
+        self.upstream_options = UpstreamOptions(self.max_tokens_field, self.stream_usage)
 
     # --- what vendor modules override -------------------------------------------------------
 
@@ -59,6 +64,10 @@ class Provider:
 
     def url(self, operation: str, upstream_model: str) -> str:
         return self.base_url + OPENAI_PATHS[operation]
+
+    def forwarded_headers(self, incoming: Callable[[bytes], str | None]) -> bytes:
+        """Headers of the caller's request this vendor needs passed on, as raw header lines."""
+        return b""
 
     @classmethod
     def check_config(cls, config: ProviderConfig) -> list[tuple[str, str]]:

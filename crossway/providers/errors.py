@@ -3,7 +3,9 @@
 - 4xx other than 401/403 pass back with the upstream's status and message: the request was bad.
 - 401/403 mean Crossway's own credentials for that upstream were refused, not the caller's:
   they become 502 so the caller does not think its Crossway key is wrong.
-- 429 passes back with `retry-after`; 5xx become 502, 503 or 504 naming the vendor.
+- 429 passes back with `retry-after`; 5xx become 502, 503, 504 (or Anthropic's 529,
+  overloaded) naming the vendor.
+Both OpenAI's and Anthropic's error bodies keep the message in `error.message`.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def upstream_error(
             param=param if isinstance(param, str) else None,
             headers=passed,
         )
-    out_status = status if status in (503, 504) else 502
+    out_status = status if status in (503, 504, 529) else 502
     return UpstreamError(
         f"upstream {who} returned {status}: {message}",
         vendor=provider.vendor,

@@ -68,9 +68,10 @@ class Transport:
             self._heads[url] = found
         return found
 
-    async def post(self, url: URL, body: bytes) -> Response:
+    async def post(self, url: URL, body: bytes, extra_headers: bytes = b"") -> Response:
+        """`extra_headers`: raw `name: value\r\n` lines for this request only."""
         pool, prefix = self._prepared(url)
-        head = prefix + b"content-length: %d\r\n\r\n" % len(body)
+        head = prefix + extra_headers + b"content-length: %d\r\n\r\n" % len(body)
         provider = self.provider
         who = f"{provider.name} ({provider.vendor})"
         try:

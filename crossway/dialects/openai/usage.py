@@ -1,4 +1,4 @@
-"""OpenAI's chat-completions wire format: errors, usage, and stream events."""
+"""OpenAI's usage object, and the usage chunk of a relayed stream."""
 
 from __future__ import annotations
 
@@ -7,35 +7,7 @@ from typing import Any
 import orjson
 
 from crossway.dialects.sse import event_data
-from crossway.errors import GatewayError
 from crossway.ir import Usage
-
-
-def error_object(err: GatewayError) -> dict[str, Any]:
-    return {
-        "error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}
-    }
-
-
-def error_body(err: GatewayError) -> bytes:
-    return orjson.dumps(error_object(err))
-
-
-def stream_error_event(err: GatewayError) -> bytes:
-    """The in-stream error the openai SDK raises on: a data event with an `error` key."""
-    return b"data: " + error_body(err) + b"\n\n"
-
-
-def parse_error(body: bytes) -> dict[str, Any] | None:
-    """The `error` object of an OpenAI-shaped error body, or None."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        error: dict[str, Any] = data["error"]
-        return error
-    return None
 
 
 def _int(value: Any) -> int:
@@ -57,10 +29,27 @@ def usage_from(data: Any) -> Usage | None:
         cached_tokens=_int(prompt_details.get("cached_tokens"))
         if isinstance(prompt_details, dict)
         else 0,
+        cache_write_tokens=_int(prompt_details.get("cache_write_tokens"))
+        if isinstance(prompt_details, dict)
+        else 0,
         reasoning_tokens=_int(completion_details.get("reasoning_tokens"))
         if isinstance(completion_details, dict)
         else 0,
     )
+
+
+def usage_object(usage: Usage) -> dict[str, Any]:
+    """Usage in OpenAI's shape; prompt + completion = total, details are parts of them."""
+    details: dict[str, int] = {"cached_tokens": usage.cached_tokens}
+    if usage.cache_write_tokens:
+        details["cache_write_tokens"] = usage.cache_write_tokens
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": details,
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    }
 
 
 def _null_usages(data: bytes) -> int:
@@ -124,3 +113,12 @@ class StreamUsage:
             del chunk["usage"]
             return b"data: " + orjson.dumps(chunk)
         return raw_event
+
+
+def stream_outcome(final_event: bytes) -> str:
+    """How a relayed stream ended, from its final event: done, error or incomplete."""
+    if b"[DONE]" in final_event:
+        return "done"
+    if b'"error"' in final_event:
+        return "error"
+    return "incomplete"

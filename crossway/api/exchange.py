@@ -1,0 +1,78 @@
+"""One chat request in its caller's wire format, and what each upstream is sent and answers.
+
+When a deployment speaks the caller's dialect, the parsed body goes on with only the model
+(and the usage option of streams) changed: unknown fields, betas and `cache_control` survive.
+Otherwise the body is decoded once into the canonical `ChatRequest` and encoded for that
+upstream, and the answer is decoded and encoded back the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from crossway.dialects.registry import DIALECTS, Dialect
+from crossway.errors import UpstreamError
+from crossway.ir import Usage
+from crossway.ir.chat import ChatRequest
+from crossway.routing import Deployment
+
+
+class Exchange:
+    __slots__ = ("_request", "client", "payload", "stream", "wants_usage")
+
+    def __init__(
+        self, client: Dialect, payload: dict[str, Any], stream: bool, wants_usage: bool = True
+    ) -> None:
+        self.client = client
+        self.payload = payload
+        self.stream = stream
+        # an OpenAI caller that did not ask for stream usage gets none, even though Crossway
+        # asks the upstream for it to meter the request
+        self.wants_usage = wants_usage
+        self._request: ChatRequest | None = None
+
+    def translated(self, dep: Deployment) -> bool:
+        return dep.provider.dialect != self.client.name
+
+    def request(self) -> ChatRequest:
+        """The canonical request, decoded on first need (only translated paths need it)."""
+        if self._request is None:
+            self._request = self.client.decode_request(self.payload)
+        return self._request
+
+    def body_for(self, dep: Deployment) -> bytes:
+        provider = dep.provider
+        if not self.translated(dep):
+            self.client.prepare_passthrough(
+                self.payload, dep.upstream_model, provider.upstream_options, self.wants_usage
+            )
+            return orjson.dumps(self.payload)
+        upstream = DIALECTS[provider.dialect]
+        body = upstream.encode_request(
+            self.request(), dep.upstream_model, provider.upstream_options
+        )
+        return orjson.dumps(body)
+
+    def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:
+        """The upstream's successful answer in the caller's format, and its usage."""
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _bad_body(dep, "is not JSON") from None
+        if not self.translated(dep):
+            return raw, self.client.usage_from(data)
+        if not isinstance(data, dict):
+            raise _bad_body(dep, "is not a JSON object")
+        response = DIALECTS[dep.provider.dialect].decode_response(data)
+        model = response.model or dep.upstream_model
+        return orjson.dumps(self.client.encode_response(response, model)), response.usage
+
+
+def _bad_body(dep: Deployment, what: str) -> UpstreamError:
+    provider = dep.provider
+    return UpstreamError(
+        f"upstream {provider.name} ({provider.vendor}) answered with a body that {what}",
+        vendor=provider.vendor,
+    )

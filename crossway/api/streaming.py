@@ -1,0 +1,208 @@
+"""Streaming answers: relayed byte for byte, or translated event by event.
+
+Same wire format: upstream events are forwarded as they arrive, cut only at event ends; the
+only event ever touched is OpenAI's usage chunk when Crossway, not the caller, asked for it.
+Other wire format: each event is decoded into canonical stream events and encoded for the
+caller at once, so a translated stream is as incremental as the upstream's.
+If the upstream breaks off after the stream began, the caller gets its dialect's in-stream
+error event; a caller that goes away cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+
+from crossway.api.disconnect import ClientWatch
+from crossway.api.exchange import Exchange
+from crossway.api.http import Request
+from crossway.api.relay import (
+    admit,
+    client_closed,
+    finish,
+    response_headers,
+    send_upstream,
+    usage_event,
+)
+from crossway.dialects.registry import DIALECTS, Dialect
+from crossway.dialects.sse import EventCutter, event_data, last_event
+from crossway.errors import GatewayError, UpstreamError
+from crossway.ir.stream import Failed, Finish
+from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
+from crossway.routing import Deployment, Route
+from crossway.usage import UsageEvent
+
+_EVENT_STREAM = b"text/event-stream"
+
+
+async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exchange) -> None:
+    event = usage_event(req, endpoint, route, stream=True)
+    status, error = 200, None
+    resp: Response | None = None
+    watch = ClientWatch(req.receive)
+    client = exchange.client
+    try:
+        route = await admit(req, route)
+        resp, dep = await send_upstream(req, route, "chat", exchange, event)
+        event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
+        translated = exchange.translated(dep)
+        content_type = _EVENT_STREAM
+        if not translated:
+            content_type = resp.headers.get("content-type", "").encode() or _EVENT_STREAM
+        headers = req.base_headers()
+        headers += [
+            (b"content-type", content_type),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        headers += response_headers(req, resp, dep)
+        await req.start(200, headers)
+        if translated:
+            error = await _pump_translated(req, resp, dep, exchange, event)
+        else:
+            error, reported = await _pump(req, resp, dep, exchange, event)
+            if error is not None and not reported:
+                await _send_body(req, client.stream_error_event(error))
+        if error is not None:
+            status = error.status
+        await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+    except GatewayError as err:  # before the stream started: a plain error answer
+        status, error = err.status, err
+        raise
+    except asyncio.CancelledError:
+        if not watch.client_left():
+            raise
+        status, error = 499, client_closed()
+    finally:
+        watch.stop()
+        if resp is not None:
+            resp.close()  # on early exit this drops the upstream connection, which cancels it
+        finish(req, event, status, error)
+
+
+async def _send_body(req: Request, body: bytes) -> None:
+    await req.send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+def _broke(dep: Deployment, exc: Exception) -> UpstreamError:
+    return UpstreamError(
+        f"upstream {dep.provider.name} ({dep.provider.vendor}) stream broke: {type(exc).__name__}",
+        vendor=dep.provider.vendor,
+    )
+
+
+def _incomplete(dep: Deployment) -> UpstreamError:
+    return UpstreamError(
+        f"upstream {dep.provider.name} ({dep.provider.vendor}) ended the stream before completion",
+        vendor=dep.provider.vendor,
+        kind="upstream_incomplete",
+    )
+
+
+async def _pump(
+    req: Request, resp: Response, dep: Deployment, exchange: Exchange, event: UsageEvent
+) -> tuple[GatewayError | None, bool]:
+    """Forward upstream bytes. If the stream broke: the error, and whether upstream said so."""
+    client = exchange.client
+    usage = client.passthrough_usage(not exchange.wants_usage)
+    send = req.send
+    cutter = EventCutter()
+    first = True
+    last = b""  # the last bytes sent: its final event tells how the stream ended
+    try:
+        try:
+            async for chunk in resp.chunks():
+                out = usage.process(cutter.feed(chunk))
+                if not out:
+                    continue
+                if first:
+                    event.ttft_ms = (time.perf_counter() - req.started) * 1000
+                    first = False
+                last = out
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        except (ConnectionBroken, ReadTimeout) as exc:
+            return _broke(dep, exc), False
+        rest = cutter.finish()
+        if rest:  # a last event without its blank line
+            last = usage.process(rest)
+            await _send_body(req, last)
+    finally:
+        event.usage = usage.usage
+    outcome = client.stream_outcome(last_event(last))
+    if outcome == "done":
+        return None, False
+    if outcome == "error":  # the upstream reported its own in-stream error, already relayed
+        return UpstreamError(
+            f"upstream {dep.provider.name} ({dep.provider.vendor}) reported an error in the stream",
+            vendor=dep.provider.vendor,
+            kind="upstream_stream_error",
+        ), True
+    return _incomplete(dep), False
+
+
+async def _pump_translated(
+    req: Request, resp: Response, dep: Deployment, exchange: Exchange, event: UsageEvent
+) -> GatewayError | None:
+    """Decode the upstream's events, encode them for the caller; the error, if it failed."""
+    upstream: Dialect = DIALECTS[dep.provider.dialect]
+    decoder = upstream.stream_decoder()
+    encoder = exchange.client.stream_encoder(
+        exchange.request().model or dep.upstream_model, exchange.wants_usage
+    )
+    cutter = EventCutter()
+    failure: GatewayError | None = None
+    first = True
+
+    async def emit(raw_events: bytes) -> None:
+        nonlocal failure, first
+        out = []
+        for data in _event_payloads(raw_events):
+            if data == b"[DONE]":
+                events = decoder.done()
+            else:
+                try:
+                    events = decoder.feed(orjson.loads(data))
+                except orjson.JSONDecodeError:
+                    continue  # a keep-alive or a line we cannot read; nothing to pass on
+            for ir_event in events:
+                if isinstance(ir_event, Finish):
+                    event.usage = ir_event.usage
+                elif isinstance(ir_event, Failed):
+                    ir_event.error.message = dep.provider.redact(ir_event.error.message)
+                    failure = ir_event.error
+                out.append(encoder.encode(ir_event))
+        body = b"".join(out)
+        if body:
+            if first:
+                event.ttft_ms = (time.perf_counter() - req.started) * 1000
+                first = False
+            await _send_body(req, body)
+
+    try:
+        async for chunk in resp.chunks():
+            if not decoder.finished:
+                await emit(cutter.feed(chunk))
+        await emit(cutter.finish())
+    except (ConnectionBroken, ReadTimeout) as exc:
+        failure = _broke(dep, exc)
+        await _send_body(req, encoder.encode(Failed(failure)))
+        return failure
+    if failure is None and not decoder.finished:
+        failure = _incomplete(dep)
+        await _send_body(req, encoder.encode(Failed(failure)))
+    return failure
+
+
+def _event_payloads(raw_events: bytes) -> list[bytes]:
+    if not raw_events:
+        return []
+    if b"\r" in raw_events:
+        raw_events = raw_events.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    out = []
+    for raw in raw_events.split(b"\n\n"):
+        data = event_data(raw)
+        if data:
+            out.append(data)
+    return out

@@ -1,0 +1,36 @@
+"""OpenAI's error shape, as an answer and as an in-stream event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from crossway.errors import GatewayError
+
+
+def error_object(err: GatewayError) -> dict[str, Any]:
+    return {
+        "error": {"message": err.message, "type": err.kind, "param": err.param, "code": err.code}
+    }
+
+
+def error_body(err: GatewayError) -> bytes:
+    return orjson.dumps(error_object(err))
+
+
+def stream_error_event(err: GatewayError) -> bytes:
+    """The in-stream error the openai SDK raises on: a data event with an `error` key."""
+    return b"data: " + error_body(err) + b"\n\n"
+
+
+def parse_error(body: bytes) -> dict[str, Any] | None:
+    """The `error` object of an OpenAI-shaped error body, or None."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        error: dict[str, Any] = data["error"]
+        return error
+    return None

@@ -1,0 +1,191 @@
+"""OpenAI `chat.completion.chunk` streams ⇄ canonical stream events.
+
+The decoder holds the finish reason back until `[DONE]`, because the usage chunk comes after
+the finish chunk. The encoder numbers tool calls with its own stream-wide counter (never the
+upstream's block index), so a text block before the first call still gives that call index 0.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from crossway.dialects.openai.errors import stream_error_event
+from crossway.dialects.openai.responses import FINISH_TO_OPENAI, completion_id, finish_from
+from crossway.dialects.openai.usage import usage_from, usage_object
+from crossway.errors import UpstreamError
+from crossway.ir.chat import FinishReason
+from crossway.ir.stream import (
+    BlockKind,
+    BlockStart,
+    BlockStop,
+    Event,
+    Failed,
+    Finish,
+    ReasoningDelta,
+    Start,
+    TextDelta,
+    ToolArgsDelta,
+)
+from crossway.ir.usage import Usage
+
+
+class StreamDecoder:
+    """Feed it each chunk's parsed JSON; `done()` at `[DONE]`."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.finished = False
+        self._open: tuple[BlockKind, int] | None = None  # (kind, our block index)
+        self._tools: dict[int, int] = {}  # upstream tool index -> our block index
+        self._next = 0
+        self._finish: FinishReason | None = None
+        self._usage: Usage | None = None
+
+    def feed(self, chunk: Any) -> list[Event]:
+        out: list[Event] = []
+        if not isinstance(chunk, dict):
+            return out
+        error = chunk.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            self.finished = True
+            failure = UpstreamError(
+                f"the upstream reported an error in the stream: {message}",
+                vendor="",
+                kind="upstream_stream_error",
+            )
+            return [Failed(failure)]
+        if not self.started:
+            self.started = True
+            out.append(Start(str(chunk.get("id") or ""), str(chunk.get("model") or "")))
+        usage = usage_from(chunk)
+        if usage is not None:
+            self._usage = usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                out.append(ReasoningDelta(self._ensure("reasoning", out), reasoning))
+            for key in ("content", "refusal"):
+                text = delta.get(key)
+                if isinstance(text, str) and text:
+                    out.append(TextDelta(self._ensure("text", out), text))
+                    if key == "refusal":
+                        self._finish = "content_filter"
+            for call in delta.get("tool_calls") or ():
+                self._tool_delta(call, out)
+            reason = choice.get("finish_reason")
+            if reason and self._finish != "content_filter":
+                self._finish = finish_from(reason)
+        return out
+
+    def done(self) -> list[Event]:
+        out: list[Event] = []
+        if not self.started:
+            out.append(Start("", ""))
+            self.started = True
+        self._close(out)
+        self.finished = True
+        out.append(Finish(self._finish or "stop", self._usage))
+        return out
+
+    def _ensure(self, kind: BlockKind, out: list[Event]) -> int:
+        if self._open is not None and self._open[0] == kind:
+            return self._open[1]
+        self._close(out)
+        index = self._next
+        self._next += 1
+        self._open = (kind, index)
+        out.append(BlockStart(index, kind))
+        return index
+
+    def _close(self, out: list[Event]) -> None:
+        if self._open is not None:
+            out.append(BlockStop(self._open[1]))
+            self._open = None
+
+    def _tool_delta(self, call: Any, out: list[Event]) -> None:
+        if not isinstance(call, dict):
+            return
+        upstream_index = call.get("index", 0)
+        fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
+        index = self._tools.get(upstream_index)
+        if index is None:
+            self._close(out)
+            index = self._next
+            self._next += 1
+            self._tools[upstream_index] = index
+            self._open = ("tool_call", index)
+            out.append(
+                BlockStart(index, "tool_call", str(call.get("id") or ""), str(fn.get("name") or ""))
+            )
+        args = fn.get("arguments")
+        if isinstance(args, str) and args:
+            # fragments of an earlier, already closed call (interleaving, which no recorded
+            # upstream does) still go out under that call's index
+            out.append(ToolArgsDelta(index, args))
+
+
+class StreamEncoder:
+    """Canonical events → `data: {chunk}` lines, ending with `data: [DONE]`."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self._base: dict[str, Any] = {}
+        self._tool_index: dict[int, int] = {}
+
+    def encode(self, event: Event) -> bytes:
+        if isinstance(event, TextDelta):
+            return self._chunk({"content": event.text})
+        if isinstance(event, ToolArgsDelta):
+            index = self._tool_index.get(event.index)
+            if index is None:
+                return b""
+            return self._chunk(
+                {"tool_calls": [{"index": index, "function": {"arguments": event.json}}]}
+            )
+        if isinstance(event, ReasoningDelta):
+            return self._chunk({"reasoning_content": event.text})
+        if isinstance(event, BlockStart):
+            if event.kind != "tool_call":
+                return b""
+            index = self._tool_index[event.index] = len(self._tool_index)
+            call = {
+                "index": index,
+                "id": event.id,
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
+            return self._chunk({"tool_calls": [call]})
+        if isinstance(event, Start):
+            self._base = {
+                "id": completion_id(event.id or "crossway"),
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": self.model,
+            }
+            return self._chunk({"role": "assistant", "content": ""})
+        if isinstance(event, Finish):
+            out = self._chunk({}, FINISH_TO_OPENAI[event.reason])
+            if self.include_usage and event.usage is not None:
+                usage = {**self._base, "choices": [], "usage": usage_object(event.usage)}
+                out += b"data: " + orjson.dumps(usage) + b"\n\n"
+            return out + b"data: [DONE]\n\n"
+        if isinstance(event, Failed):
+            return stream_error_event(event.error)
+        return b""  # BlockStop, SignatureDelta: nothing to say in this format
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        chunk = {
+            **self._base,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"

@@ -116,13 +116,15 @@ class RunningGateway:
 
 
 def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
-    """Every OpenAI-format vendor pointed at the simulated upstream."""
+    """Every vendor pointed at the simulated upstream (it speaks OpenAI's and Anthropic's
+    formats)."""
     key = UPSTREAM_KEY
     data: dict[str, Any] = {
         "master_key": MASTER_KEY,
         "log_requests": False,
         "providers": {
             "openai": {"type": "openai", "api_key": key, "base_url": f"{upstream_url}/v1"},
+            "anthropic": {"type": "anthropic", "api_key": key, "base_url": upstream_url},
             "azure-eu": {
                 "type": "azure",
                 "api_key": key,

@@ -73,7 +73,7 @@ class CrosswayApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope, receive, send, self.services, "req_" + os.urandom(12).hex())
-        render: Callable[[GatewayError], bytes] = openai_dialect.error_body
+        render: Callable[[GatewayError, str | None], bytes] = openai_dialect.error_body
         route: Route | None = None
         try:
             methods = self._find(scope["path"])

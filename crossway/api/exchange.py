@@ -8,6 +8,7 @@ upstream, and the answer is decoded and encoded back the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -49,10 +50,12 @@ class Exchange:
                 self.payload, dep.upstream_model, provider.upstream_options, self.wants_usage
             )
             return orjson.dumps(self.payload)
+        request = self.request()
+        if request.thinking is not None and not dep.reasoning:
+            # a model without reasoning settings refuses them; its answer is still useful
+            request = dataclasses.replace(request, thinking=None)
         upstream = DIALECTS[provider.dialect]
-        body = upstream.encode_request(
-            self.request(), dep.upstream_model, provider.upstream_options
-        )
+        body = upstream.encode_request(request, dep.upstream_model, provider.upstream_options)
         return orjson.dumps(body)
 
     def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:

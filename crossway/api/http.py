@@ -132,12 +132,12 @@ class Request:
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(
-        self, err: GatewayError, render: Callable[[GatewayError], bytes]
+        self, err: GatewayError, render: Callable[[GatewayError, str | None], bytes]
     ) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in err.headers.items()]
         if err.retryable is not None:
             headers.append((b"x-should-retry", b"true" if err.retryable else b"false"))
-        await self.respond(err.status, render(err), headers)
+        await self.respond(err.status, render(err, self.request_id), headers)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

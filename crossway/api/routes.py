@@ -20,6 +20,6 @@ class Route:
     auth: bool = True
     # the usage endpoint name when every request here is accounted ("chat.completions")
     metered: str | None = None
-    # how this front door's callers expect errors to look
-    render_error: Callable[[GatewayError], bytes] = openai_dialect.error_body
+    # how this front door's callers expect errors to look: (error, request id) -> body
+    render_error: Callable[[GatewayError, str | None], bytes] = openai_dialect.error_body
     id_headers: tuple[bytes, ...] = (b"x-request-id",)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
-
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
@@ -26,10 +24,10 @@ from crossway.api.relay import (
     send_upstream,
     usage_event,
 )
-from crossway.dialects.registry import DIALECTS, Dialect
-from crossway.dialects.sse import EventCutter, event_data, last_event
+from crossway.dialects.registry import DIALECTS
+from crossway.dialects.sse import EventCutter, last_event
+from crossway.dialects.translate import StreamTranslator
 from crossway.errors import GatewayError, UpstreamError
-from crossway.ir.stream import Failed, Finish
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
@@ -146,63 +144,31 @@ async def _pump_translated(
     req: Request, resp: Response, dep: Deployment, exchange: Exchange, event: UsageEvent
 ) -> GatewayError | None:
     """Decode the upstream's events, encode them for the caller; the error, if it failed."""
-    upstream: Dialect = DIALECTS[dep.provider.dialect]
-    decoder = upstream.stream_decoder()
-    encoder = exchange.client.stream_encoder(
-        exchange.request().model or dep.upstream_model, exchange.wants_usage
+    translator = StreamTranslator(
+        DIALECTS[dep.provider.dialect],
+        exchange.client,
+        exchange.request().model or dep.upstream_model,
+        exchange.wants_usage,
+        dep.provider.redact,
     )
     cutter = EventCutter()
-    failure: GatewayError | None = None
     first = True
-
-    async def emit(raw_events: bytes) -> None:
-        nonlocal failure, first
-        out = []
-        for data in _event_payloads(raw_events):
-            if data == b"[DONE]":
-                events = decoder.done()
-            else:
-                try:
-                    events = decoder.feed(orjson.loads(data))
-                except orjson.JSONDecodeError:
-                    continue  # a keep-alive or a line we cannot read; nothing to pass on
-            for ir_event in events:
-                if isinstance(ir_event, Finish):
-                    event.usage = ir_event.usage
-                elif isinstance(ir_event, Failed):
-                    ir_event.error.message = dep.provider.redact(ir_event.error.message)
-                    failure = ir_event.error
-                out.append(encoder.encode(ir_event))
-        body = b"".join(out)
-        if body:
-            if first:
-                event.ttft_ms = (time.perf_counter() - req.started) * 1000
-                first = False
-            await _send_body(req, body)
-
     try:
-        async for chunk in resp.chunks():
-            if not decoder.finished:
-                await emit(cutter.feed(chunk))
-        await emit(cutter.finish())
-    except (ConnectionBroken, ReadTimeout) as exc:
-        failure = _broke(dep, exc)
-        await _send_body(req, encoder.encode(Failed(failure)))
-        return failure
-    if failure is None and not decoder.finished:
-        failure = _incomplete(dep)
-        await _send_body(req, encoder.encode(Failed(failure)))
-    return failure
-
-
-def _event_payloads(raw_events: bytes) -> list[bytes]:
-    if not raw_events:
-        return []
-    if b"\r" in raw_events:
-        raw_events = raw_events.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    out = []
-    for raw in raw_events.split(b"\n\n"):
-        data = event_data(raw)
-        if data:
-            out.append(data)
-    return out
+        try:
+            async for chunk in resp.chunks():
+                out = translator.feed(cutter.feed(chunk))
+                if out:
+                    if first:
+                        event.ttft_ms = (time.perf_counter() - req.started) * 1000
+                        first = False
+                    await _send_body(req, out)
+            out = translator.feed(cutter.finish())
+        except (ConnectionBroken, ReadTimeout) as exc:
+            out = translator.fail(_broke(dep, exc))
+        if not translator.finished and translator.failure is None:
+            out += translator.fail(_incomplete(dep))
+        if out:
+            await _send_body(req, out)
+    finally:
+        event.usage = translator.usage
+    return translator.failure

@@ -27,6 +27,8 @@ class Deployment:
     priority: int = 0
     consecutive_failures: int = 0
     cooldown_until: float = 0.0
+    # whether the model takes reasoning settings (the catalog says; unknown models are asked)
+    reasoning: bool = True
     _urls: dict[str, URL] = field(default_factory=dict)
 
     def url(self, operation: str) -> URL:
@@ -79,9 +81,10 @@ class ModelTable:
         def add(
             model: str, provider: Provider, upstream: str, weight: float = 1.0, priority: int = 0
         ) -> None:
-            table.deployments.setdefault(model, []).append(
-                Deployment(model, provider, transports[provider.name], upstream, weight, priority)
-            )
+            dep = Deployment(model, provider, transports[provider.name], upstream, weight, priority)
+            info = catalog.get(model)
+            dep.reasoning = info is None or "reasoning" in info.supported_parameters
+            table.deployments.setdefault(model, []).append(dep)
 
         for provider in providers.values():
             if provider.catalog_models:

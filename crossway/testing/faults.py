@@ -13,6 +13,12 @@ fields through, so a client can reach the upstream's faults through the gateway)
     {"simulate": {"hang": true}}                          never answer
     {"simulate": {"malformed": true}}                     a 200 whose body is not JSON
     {"simulate": {"no_usage": true}}                      no usage, even if asked
+
+Faults work the same on Anthropic paths (`.../messages`, `.../messages/count_tokens`), in that
+API's wire format: `status` answers `{"type":"error","error":{"type":...}}` (529 is
+overloaded_error, see `crossway.testing.anthropic`), `error_after` sends an
+`event: error` overloaded_error event, and `chunks`, `cut_after` and `error_after` count that
+stream's events and text deltas. `no_usage` is OpenAI-only: Anthropic always reports usage.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 It answers on any path ending in `/chat/completions` or `/embeddings`, so one server stands in
 for every OpenAI-format vendor (OpenAI `/v1/...`, Azure `/openai/deployments/{d}/...?api-version`,
-Ark `/api/v3/...`). Answers say they are simulated. It records what it was sent (`requests`)
-and counts answers whose client went away (`cancelled`), for tests. Faults per request: see
-`crossway.testing.faults`.
+Ark `/api/v3/...`). It also speaks Anthropic's Messages API on any path ending in `/messages`
+or `/messages/count_tokens` (see `crossway.testing.anthropic`). Answers say they are simulated.
+It records what it was sent (`requests`) and counts answers whose client went away
+(`cancelled`), for tests. Faults per request: see `crossway.testing.faults`.
 
 Run it alone: `python -m crossway.testing --port 9100`.
 """
@@ -23,11 +24,25 @@ from typing import Any
 
 import orjson
 
-from crossway.testing import replies
+from crossway.testing import anthropic, replies
 from crossway.testing.faults import Faults
 from crossway.testing.server import Cut, HTTPServer, Reply, Request
 
 JSON = {"content-type": "application/json"}
+_STREAM_ERROR = (
+    b"data: "
+    + orjson.dumps(
+        {
+            "error": {
+                "message": "simulated in-stream failure",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    )
+    + b"\n\n"
+)
 
 
 @dataclass(slots=True)
@@ -122,19 +137,19 @@ class SimulatedUpstream:
         if request.method == "GET" and request.path == "/health":
             return Reply(200, {"content-type": "text/plain"}, b"ok")
         if request.method != "POST":
-            return _error(405, f"Method {request.method} not allowed")
+            return self._refuse(request, 405, f"Method {request.method} not allowed")
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            return _error(400, "We could not parse the JSON body of your request.")
+            return self._refuse(request, 400, "We could not parse the JSON body of your request.")
         if not isinstance(body, dict):
-            return _error(400, "The request body must be a JSON object.")
+            return self._refuse(request, 400, "The request body must be a JSON object.")
         if self.requests.maxlen:
             self.requests.append(
                 Recorded(request.method, request.path, request.query, request.headers, body)
             )
         if not self._authorized(request):
-            return _error(401, "Incorrect API key provided.")
+            return self._refuse(request, 401, "Incorrect API key provided.")
         faults = Faults.parse(body, request.headers.get("x-simulate"))
         self.active += 1
         try:
@@ -148,6 +163,12 @@ class SimulatedUpstream:
         else:
             reply.stream = self._counted(reply.stream)
         return reply
+
+    def _refuse(self, request: Request, status: int, message: str) -> Reply:
+        """An error in the wire format of the API the path belongs to."""
+        if anthropic.handles(request.path):
+            return anthropic.error(status, message, anthropic.request_id(request.body))
+        return _error(status, message)
 
     async def _counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Keep `active` and `cancelled` true while a stream is written."""
@@ -165,6 +186,8 @@ class SimulatedUpstream:
             await asyncio.sleep(3600)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
+        if anthropic.handles(request.path):
+            return anthropic.answer(request, body, faults, self._play)
         rid = "sim-" + replies.request_id(request.body)
         if faults.status:
             headers = {"x-request-id": rid}
@@ -300,9 +323,12 @@ class SimulatedUpstream:
             "cache-control": "no-cache",
             "x-request-id": rid,
         }
-        return Reply(200, headers, stream=self._play(events, faults))
+        return Reply(200, headers, stream=self._play(events, faults, _STREAM_ERROR))
 
-    async def _play(self, events: list[bytes], faults: Faults) -> AsyncIterator[bytes]:
+    async def _play(
+        self, events: list[bytes], faults: Faults, error_event: bytes
+    ) -> AsyncIterator[bytes]:
+        """Send the events, with the faults' timing; `error_event` ends an `error_after` stream."""
         if faults.ttfb_ms:
             await asyncio.sleep(faults.ttfb_ms / 1000)
         delay = faults.chunk_delay_ms / 1000
@@ -313,15 +339,7 @@ class SimulatedUpstream:
             if faults.cut_after is not None and n >= faults.cut_after:
                 raise Cut  # drop the connection mid-stream
             if faults.error_after is not None and n >= faults.error_after:
-                error = {
-                    "error": {
-                        "message": "simulated in-stream failure",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
-                }
-                yield b"data: " + orjson.dumps(error) + b"\n\n"
+                yield error_event
                 return
             yield event
             if delay:

@@ -39,8 +39,8 @@ def error_object(err: GatewayError, request_id: str | None = None) -> dict[str, 
     return out
 
 
-def error_body(err: GatewayError) -> bytes:
-    return orjson.dumps(error_object(err))
+def error_body(err: GatewayError, request_id: str | None = None) -> bytes:
+    return orjson.dumps(error_object(err, request_id))
 
 
 def stream_error_event(err: GatewayError) -> bytes:

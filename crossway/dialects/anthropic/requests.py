@@ -221,15 +221,16 @@ def encode_request(req: ChatRequest, model: str) -> dict[str, Any]:
     if system:
         body["system"] = system
     thinking = _thinking(req)
-    max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS
+    max_tokens = DEFAULT_MAX_TOKENS if req.max_tokens is None else req.max_tokens
     if thinking is not None and thinking["budget_tokens"] >= max_tokens:
         max_tokens = thinking["budget_tokens"] + DEFAULT_MAX_TOKENS
     body["max_tokens"] = max_tokens
-    if req.temperature is not None:
+    # with thinking on, Anthropic accepts no sampling settings but its defaults
+    if req.temperature is not None and thinking is None:
         body["temperature"] = min(max(req.temperature, 0.0), 1.0)
-    if req.top_p is not None:
+    if req.top_p is not None and thinking is None:
         body["top_p"] = req.top_p
-    if req.top_k is not None:
+    if req.top_k is not None and thinking is None:
         body["top_k"] = req.top_k
     stops = [s for s in req.stop if s.strip()]
     if stops:
@@ -355,8 +356,8 @@ def _encode_media(part: Image | Document, where: str) -> dict[str, Any]:
     else:
         raise invalid(where, f"the {kind} has neither data nor a URL")
     block: dict[str, Any] = {"type": kind, "source": source}
-    if isinstance(part, Document) and part.title:
-        block["title"] = part.title
+    if isinstance(part, Document) and (part.title or part.filename):
+        block["title"] = part.title or part.filename
     if part.cache_control is not None:
         block["cache_control"] = part.cache_control
     return block

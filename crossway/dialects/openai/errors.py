@@ -15,7 +15,8 @@ def error_object(err: GatewayError) -> dict[str, Any]:
     }
 
 
-def error_body(err: GatewayError) -> bytes:
+def error_body(err: GatewayError, request_id: str | None = None) -> bytes:
+    """OpenAI's error body (the request id travels in the `x-request-id` header)."""
     return orjson.dumps(error_object(err))
 
 

@@ -220,6 +220,42 @@ def gateway(background: BackgroundLoop, upstream: SimulatedUpstream) -> Iterator
     running.stop()
 
 
+@pytest.fixture(scope="session")
+def faulty_gateway(
+    background: BackgroundLoop, upstream: SimulatedUpstream
+) -> Iterator[RunningGateway]:
+    """Providers whose every request carries a fault (`x-simulate`), one model each: for
+    translated paths, where a body's `simulate` field does not survive translation."""
+    url = upstream.base_url
+    faults = {
+        "gpt-broken": ("openai-compatible", f"{url}/local/v1", '{"error_after": 3}'),
+        "gpt-limited": (
+            "openai-compatible",
+            f"{url}/local/v1",
+            '{"status": 429, "retry_after": 7}',
+        ),
+        "gpt-cut": ("openai-compatible", f"{url}/local/v1", '{"cut_after": 2}'),
+        "claude-broken": ("anthropic", url, '{"error_after": 3}'),
+        "claude-cut": ("anthropic", url, '{"cut_after": 2}'),
+        "claude-overloaded": ("anthropic", url, '{"status": 529}'),
+    }
+    providers: dict[str, Any] = {
+        model: {
+            "type": kind,
+            "base_url": base,
+            "api_key": UPSTREAM_KEY,
+            "headers": {"x-simulate": fault},
+            "models": [model],
+            "catalog_models": False,
+        }
+        for model, (kind, base, fault) in faults.items()
+    }
+    settings = upstream_settings(url, providers=providers, models={}, aliases={})
+    running = start_gateway(background, settings)
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def client(gateway: RunningGateway) -> openai.OpenAI:
     return gateway.client()

@@ -14,7 +14,7 @@ from crossway.dialects.registry import Dialect
 from crossway.dialects.sse import event_data
 from crossway.errors import GatewayError
 from crossway.ir import Usage
-from crossway.ir.stream import Failed, Finish
+from crossway.ir.stream import Failed, Finish, Start
 
 
 class StreamTranslator:
@@ -54,6 +54,8 @@ class StreamTranslator:
             for event in events:
                 if isinstance(event, Finish):
                     self.usage = event.usage
+                elif isinstance(event, Start) and event.usage is not None:
+                    self.usage = event.usage  # what a stream that fails later still used
                 elif isinstance(event, Failed):
                     event.error.message = self.redact(event.error.message)
                     self.failure = event.error

@@ -8,7 +8,6 @@ checked against the published OpenAPI specs.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -20,7 +19,7 @@ from anthropic_contracts import (
     validate_anthropic_request,
     validate_anthropic_stream,
 )
-from conftest import MASTER_KEY, BackgroundLoop, RunningGateway, start_gateway, upstream_settings
+from conftest import MASTER_KEY, RunningGateway
 from contracts import validate_openai
 
 from crossway.testing import SimulatedUpstream
@@ -326,41 +325,11 @@ def test_upstream_errors_keep_their_meaning(sdk: anthropic.Anthropic) -> None:
     assert overloaded.value.status_code == 529
 
 
-# --- faults on the translated path (set per provider: the body's `simulate` is dropped) ----
+# --- faults on the translated path (set per provider: the body's `simulate` is dropped) ---
 
 
-@pytest.fixture(scope="module")
-def faulty(background: BackgroundLoop, upstream: SimulatedUpstream) -> Iterator[RunningGateway]:
-    url = upstream.base_url
-    settings = upstream_settings(url)
-    settings["providers"] = {
-        "broken-openai": {
-            "type": "openai-compatible",
-            "base_url": f"{url}/local/v1",
-            "headers": {"x-simulate": '{"error_after": 3}'},
-            "models": ["gpt-broken"],
-        },
-        "limited-openai": {
-            "type": "openai-compatible",
-            "base_url": f"{url}/local/v1",
-            "headers": {"x-simulate": '{"status": 429, "retry_after": 7}'},
-            "models": ["gpt-limited"],
-        },
-        "cut-openai": {
-            "type": "openai-compatible",
-            "base_url": f"{url}/local/v1",
-            "headers": {"x-simulate": '{"cut_after": 2}'},
-            "models": ["gpt-cut"],
-        },
-    }
-    settings["models"] = {}
-    settings["aliases"] = {}
-    running = start_gateway(background, settings)
-    yield running
-    running.stop()
-
-
-def test_translated_faults_reach_the_client_in_its_dialect(faulty: RunningGateway) -> None:
+def test_translated_faults_reach_the_client_in_its_dialect(faulty_gateway: RunningGateway) -> None:
+    faulty = faulty_gateway
     sdk = claude(faulty)
     with pytest.raises(anthropic.RateLimitError) as limited:
         sdk.messages.create(

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -323,3 +324,21 @@ def test_no_secret_in_usage_records_logs_or_errors(
     for rid in ids:
         assert secret[10:] not in admin(gw, "GET", f"/admin/requests/{rid}").text
     assert secret[10:] not in caplog.text
+
+
+def test_anthropic_door_enforces_the_same_key_rules(keyed_gateway: RunningGateway) -> None:
+    """A virtual key through the anthropic SDK: its models, its rpm, errors in Anthropic shape."""
+    gw = keyed_gateway
+    created = make_key(gw, models=["gpt-*"], limits={"rpm": 2})
+    sdk = anthropic.Anthropic(base_url=gw.root, api_key=created["key"], max_retries=0)
+    user = [{"role": "user", "content": "hi"}]
+    with pytest.raises(anthropic.PermissionDeniedError) as denied:
+        sdk.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=user)  # type: ignore[arg-type]
+    assert denied.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    raw = sdk.messages.with_raw_response.create(model="gpt-4o-mini", max_tokens=10, messages=user)  # type: ignore[arg-type]
+    assert raw.http_response.headers["x-ratelimit-limit-requests"] == "2"
+    sdk.messages.create(model="gpt-4o-mini", max_tokens=10, messages=user)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        sdk.messages.create(model="gpt-4o-mini", max_tokens=10, messages=user)  # type: ignore[arg-type]
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert int(limited.value.response.headers["retry-after"]) >= 1

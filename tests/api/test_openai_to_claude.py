@@ -281,3 +281,60 @@ def test_claude_errors_reach_openai_clients_in_openai_shape(client: openai.OpenA
         )
     body: Any = bad.value.body
     assert "max_tokens" in body["message"]
+
+
+def test_streamed_thinking_carries_its_signature(gateway: RunningGateway) -> None:
+    resp = httpx.post(
+        f"{gateway.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={
+            "model": "claude-sonnet-4-6",
+            "stream": True,
+            "reasoning_effort": "low",
+            "messages": [{"role": "user", "content": "think first"}],
+        },
+    )
+    chunks = validate_sse_chat_stream(resp.content)
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
+    blocks = [b for d in deltas for b in d.get("thinking_blocks") or []]
+    assert reasoning and blocks and blocks[0]["thinking"] == reasoning and blocks[0]["signature"]
+    assert "think first" in "".join(d.get("content") or "" for d in deltas)
+
+
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [("claude-broken", "overloaded_error"), ("claude-cut", "upstream_error")],
+)
+def test_claude_failing_mid_stream_ends_with_an_openai_error(
+    faulty_gateway: RunningGateway, model: str, kind: str
+) -> None:
+    client = faulty_gateway.client()
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "x"}], stream=True
+        ):
+            pass
+    resp = httpx.post(
+        f"{faulty_gateway.base_url}/chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    )
+    last = [e for e in resp.text.split("\n\n") if e.strip()][-1]
+    assert last.startswith("data: {") and '"error"' in last
+    event = faulty_gateway.event(resp.headers["x-request-id"])
+    assert event.status >= 500 and event.error_type == kind
+    # what the upstream said it used before it failed is still on record
+    assert event.usage is not None and event.usage.prompt_tokens > 0
+
+
+def test_overloaded_claude_is_a_server_error_for_openai_clients(
+    faulty_gateway: RunningGateway,
+) -> None:
+    with pytest.raises(openai.InternalServerError) as overloaded:
+        faulty_gateway.client().chat.completions.create(
+            model="claude-overloaded", messages=[{"role": "user", "content": "x"}]
+        )
+    assert overloaded.value.status_code == 529
+    body: Any = overloaded.value.body
+    assert "overloaded" in body["message"].lower() or "529" in body["message"]

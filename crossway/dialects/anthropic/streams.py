@@ -205,6 +205,7 @@ class StreamEncoder:
             self._open = None
             return _stop(index)
         if isinstance(event, Start):
+            self.model = event.model or self.model  # the model that answers, if it says
             usage = usage_object(event.usage) if event.usage else usage_object_zero()
             message: dict[str, Any] = {
                 "id": message_id(event.id),

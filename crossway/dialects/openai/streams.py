@@ -25,6 +25,7 @@ from crossway.ir.stream import (
     Failed,
     Finish,
     ReasoningDelta,
+    SignatureDelta,
     Start,
     TextDelta,
     ToolArgsDelta,
@@ -139,6 +140,7 @@ class StreamEncoder:
         self.include_usage = include_usage
         self._base: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}
+        self._reasoning: list[str] = []  # the open reasoning block's text, for its signature
 
     def encode(self, event: Event) -> bytes:
         if isinstance(event, TextDelta):
@@ -151,8 +153,19 @@ class StreamEncoder:
                 {"tool_calls": [{"index": index, "function": {"arguments": event.json}}]}
             )
         if isinstance(event, ReasoningDelta):
+            self._reasoning.append(event.text)
             return self._chunk({"reasoning_content": event.text})
+        if isinstance(event, SignatureDelta):
+            # the whole signed block, so the client can hand it back on its next turn
+            block = {"type": "thinking", "thinking": "".join(self._reasoning),
+                     "signature": event.signature}  # fmt: skip
+            return self._chunk({"thinking_blocks": [block]})
         if isinstance(event, BlockStart):
+            if event.kind == "reasoning":
+                self._reasoning = []
+                if event.redacted is not None:
+                    block = {"type": "redacted_thinking", "data": event.redacted}
+                    return self._chunk({"thinking_blocks": [block]})
             if event.kind != "tool_call":
                 return b""
             index = self._tool_index[event.index] = len(self._tool_index)
@@ -164,6 +177,7 @@ class StreamEncoder:
             }
             return self._chunk({"tool_calls": [call]})
         if isinstance(event, Start):
+            self.model = event.model or self.model  # the model that answers, if it says
             self._base = {
                 "id": completion_id(event.id or "crossway"),
                 "object": "chat.completion.chunk",
@@ -179,7 +193,7 @@ class StreamEncoder:
             return out + b"data: [DONE]\n\n"
         if isinstance(event, Failed):
             return stream_error_event(event.error)
-        return b""  # BlockStop, SignatureDelta: nothing to say in this format
+        return b""  # BlockStop: nothing to say in this format
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {

@@ -72,8 +72,16 @@ def write_scripts(
     return luas
 
 
-def run_wrk(wrk: str, lua: Path, port: int, duration: int, pids: dict[str, int]) -> dict[str, Any]:
-    """One wrk run at CONNECTIONS connections: req/s, latency, errors and everyone's CPU."""
+def run_wrk(
+    wrk: str,
+    lua: Path,
+    port: int,
+    duration: int,
+    pids: dict[str, int],
+    path: str = CHAT_PATH,
+) -> dict[str, Any]:
+    """One wrk run at CONNECTIONS connections (a chat unless `path` says otherwise): req/s,
+    latency, errors and everyone's CPU."""
     cmd = [
         wrk,
         "-t1",
@@ -84,7 +92,7 @@ def run_wrk(wrk: str, lua: Path, port: int, duration: int, pids: dict[str, int])
         "--latency",
         "-s",
         str(lua),
-        f"http://127.0.0.1:{port}{CHAT_PATH}",
+        f"http://127.0.0.1:{port}{path}",
     ]
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     wrk_before = children_cpu()

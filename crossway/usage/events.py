@@ -41,6 +41,7 @@ class UsageEvent:
                 "completion_tokens": usage.completion_tokens,
                 "cached_tokens": usage.cached_tokens,
                 "reasoning_tokens": usage.reasoning_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
                 "total_tokens": usage.total_tokens,
             }
         )

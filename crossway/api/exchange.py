@@ -16,7 +16,7 @@ import orjson
 from crossway.dialects.registry import DIALECTS, Dialect
 from crossway.errors import UpstreamError
 from crossway.ir import Usage
-from crossway.ir.chat import ChatRequest
+from crossway.ir.chat import ChatRequest, ToolCall
 from crossway.routing import Deployment
 
 
@@ -68,7 +68,13 @@ class Exchange:
             return raw, self.client.usage_from(data)
         if not isinstance(data, dict):
             raise _bad_body(dep, "is not a JSON object")
-        response = DIALECTS[dep.provider.dialect].decode_response(data)
+        upstream = DIALECTS[dep.provider.dialect]
+        response = upstream.decode_response(data)
+        renamed = upstream.renamed_tools(self.request())
+        if renamed:
+            for part in response.parts:
+                if isinstance(part, ToolCall):
+                    part.name = renamed.get(part.name, part.name)
         model = response.model or dep.upstream_model
         return orjson.dumps(self.client.encode_response(response, model)), response.usage
 

@@ -144,12 +144,15 @@ async def _pump_translated(
     req: Request, resp: Response, dep: Deployment, exchange: Exchange, event: UsageEvent
 ) -> GatewayError | None:
     """Decode the upstream's events, encode them for the caller; the error, if it failed."""
+    upstream = DIALECTS[dep.provider.dialect]
+    request = exchange.request()
     translator = StreamTranslator(
-        DIALECTS[dep.provider.dialect],
+        upstream,
         exchange.client,
-        exchange.request().model or dep.upstream_model,
+        request.model or dep.upstream_model,
         exchange.wants_usage,
         dep.provider.redact,
+        upstream.renamed_tools(request),
     )
     cutter = EventCutter()
     first = True

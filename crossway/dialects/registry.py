@@ -65,6 +65,8 @@ class Dialect:
     # a pass-through body for an upstream of this same dialect: (payload, model, options,
     # whether the caller asked for stream usage) -> changed in place
     prepare_passthrough: Callable[[dict[str, Any], str, UpstreamOptions, bool], None]
+    # tool names the request encoder had to change: upstream name -> the caller's name
+    renamed_tools: Callable[[ChatRequest], dict[str, str]]
 
 
 def _anthropic_usage(data: Any) -> Usage | None:
@@ -85,6 +87,7 @@ OPENAI = Dialect(
     passthrough_usage=openai_usage.StreamUsage,
     stream_outcome=openai_usage.stream_outcome,
     prepare_passthrough=openai_requests.prepare_passthrough,
+    renamed_tools=openai_requests.renamed_tools,
 )
 
 ANTHROPIC = Dialect(
@@ -101,6 +104,7 @@ ANTHROPIC = Dialect(
     passthrough_usage=anthropic_passthrough.StreamUsage,
     stream_outcome=anthropic_passthrough.stream_outcome,
     prepare_passthrough=anthropic_passthrough.prepare_passthrough,
+    renamed_tools=lambda request: {},
 )
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC)}

@@ -14,11 +14,11 @@ from crossway.dialects.registry import Dialect
 from crossway.dialects.sse import event_data
 from crossway.errors import GatewayError
 from crossway.ir import Usage
-from crossway.ir.stream import Failed, Finish, Start
+from crossway.ir.stream import BlockStart, Failed, Finish, Start
 
 
 class StreamTranslator:
-    __slots__ = ("decoder", "encoder", "failure", "redact", "usage")
+    __slots__ = ("decoder", "encoder", "failure", "redact", "renamed_tools", "usage")
 
     def __init__(
         self,
@@ -27,7 +27,9 @@ class StreamTranslator:
         model: str,
         include_usage: bool,
         redact: Callable[[str], str] = str,
+        renamed_tools: dict[str, str] | None = None,
     ) -> None:
+        self.renamed_tools = renamed_tools or {}  # names the upstream was given instead
         self.redact = redact  # upstream messages may quote what must not reach the caller
         self.decoder = upstream.stream_decoder()
         self.encoder = client.stream_encoder(model, include_usage)
@@ -54,6 +56,8 @@ class StreamTranslator:
             for event in events:
                 if isinstance(event, Finish):
                     self.usage = event.usage
+                elif isinstance(event, BlockStart) and event.name in self.renamed_tools:
+                    event.name = self.renamed_tools[event.name]
                 elif isinstance(event, Start) and event.usage is not None:
                     self.usage = event.usage  # what a stream that fails later still used
                 elif isinstance(event, Failed):

@@ -359,3 +359,34 @@ def test_translated_faults_reach_the_client_in_its_dialect(faulty_gateway: Runni
             ) as stream,
         ):
             list(stream.text_stream)
+
+
+def test_long_tool_names_are_shortened_for_openai_and_restored(
+    sdk: anthropic.Anthropic, upstream: SimulatedUpstream, gateway: RunningGateway
+) -> None:
+    long_name = "mcp__documents_server__" + "search_every_folder_" * 4  # 103 characters
+    tool = {**WEATHER, "name": long_name}
+    message = sdk.messages.create(
+        model="gpt-4o-mini",
+        max_tokens=100,
+        tools=[tool],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "search"}],
+    )
+    assert message.content[-1].type == "tool_use" and message.content[-1].name == long_name
+    sent = last_request(upstream, "/v1/chat/completions").body
+    short = sent["tools"][0]["function"]["name"]
+    assert len(short) <= 64 and short != long_name
+    raw = httpx.post(
+        f"{gateway.root}/v1/messages",
+        headers={"x-api-key": MASTER_KEY},
+        json={
+            "model": "gpt-4o-mini",
+            "max_tokens": 100,
+            "stream": True,
+            "tools": [tool],
+            "messages": [{"role": "user", "content": "search"}],
+        },
+    )
+    events = validate_anthropic_stream(raw.content)
+    names = [e["content_block"]["name"] for e in events if e["type"] == "content_block_start"]
+    assert names == [long_name]

@@ -7,6 +7,7 @@ become `tool` messages placed right after the assistant turn that called them.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -282,6 +283,23 @@ def prepare_passthrough(
         payload.pop("stream_options", None)
 
 
+MAX_TOOL_NAME = 64  # OpenAI refuses longer function names; Anthropic allows 128
+
+
+def short_tool_name(name: str) -> str:
+    """A name OpenAI accepts: long ones cut, with a hash so that two never collide."""
+    if len(name) <= MAX_TOOL_NAME:
+        return name
+    return f"{name[: MAX_TOOL_NAME - 9]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def renamed_tools(req: ChatRequest) -> dict[str, str]:
+    """The names `encode_request` shortened: upstream name -> the caller's name."""
+    names = {t.name for t in req.tools}
+    names.update(p.name for m in req.messages for p in m.parts if isinstance(p, ToolCall))
+    return {short_tool_name(n): n for n in names if len(n) > MAX_TOOL_NAME}
+
+
 # --- encoding ----------------------------------------------------------------------------
 
 
@@ -308,7 +326,7 @@ def encode_request(
     if req.tool_choice is not None:
         choice = req.tool_choice
         body["tool_choice"] = (
-            {"type": "function", "function": {"name": choice.name}}
+            {"type": "function", "function": {"name": short_tool_name(choice.name or "")}}
             if choice.mode == "tool"
             else choice.mode
         )
@@ -371,7 +389,11 @@ def _encode_messages(req: ChatRequest) -> list[dict[str, Any]]:
 def _encode_assistant(message: Message, i: int) -> dict[str, Any]:
     text = "".join(p.text for p in message.parts if isinstance(p, Text))
     calls = [
-        {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+        {
+            "id": p.id,
+            "type": "function",
+            "function": {"name": short_tool_name(p.name), "arguments": p.arguments},
+        }
         for p in message.parts
         if isinstance(p, ToolCall)
     ]
@@ -403,7 +425,7 @@ def _encode_part(part: Part, where: str) -> dict[str, Any]:
 
 
 def _encode_tool(tool: Tool) -> dict[str, Any]:
-    fn: dict[str, Any] = {"name": tool.name}
+    fn: dict[str, Any] = {"name": short_tool_name(tool.name)}
     if tool.description is not None:
         fn["description"] = tool.description
     fn["parameters"] = tool.parameters or {"type": "object", "properties": {}}

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from contracts import _short, assert_matches
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -187,48 +187,9 @@ def stream_event_schema(event_type: str) -> str:
 
 
 # --------------------------------------------------------------------------- validation
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _closest_branch_error(error: ValidationError) -> ValidationError:
-    """For a oneOf/anyOf failure, the error of the branch the payload most likely meant: the
-    one whose `type` tag matched (fewest const/enum failures one level down), then fewest errors.
-    """
-    branches: dict[object, list[ValidationError]] = {}
-    for sub in error.context or []:
-        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    if not branches:
-        return error
-
-    def score(errors: list[ValidationError]) -> tuple[int, int]:
-        tags = sum(e.validator in ("enum", "const") and len(e.relative_path) <= 1 for e in errors)
-        return tags, len(errors)
-
-    inner = best_match(min(branches.values(), key=score))
-    assert inner is not None
-    return _closest_branch_error(inner) if inner.context else inner
-
-
-def _describe(error: ValidationError) -> str:
-    line = f"  at {error.json_path}: {_short(error.message)}"
-    if error.context:
-        inner = _closest_branch_error(error)
-        line += f"\n    closest branch, at {inner.json_path}: {_short(inner.message)}"
-    return line
-
-
 def validate_anthropic(schema_name: str, payload: object) -> None:
     """Assert that payload matches #/components/schemas/<schema_name> of the Anthropic spec."""
-    errors = list(_validator(schema_name).iter_errors(payload))
-    if errors:
-        errors.sort(key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
-        shown = "\n".join(_describe(e) for e in errors[:8])
-        more = f"\n  ... and {len(errors) - 8} more" if len(errors) > 8 else ""
-        raise AssertionError(
-            f"payload does not match Anthropic schema {schema_name} "
-            f"({len(errors)} error(s)):\n{shown}{more}"
-        )
+    assert_matches(_validator(schema_name), payload, f"Anthropic schema {schema_name}")
 
 
 def validate_anthropic_request(body: object) -> None:

@@ -258,7 +258,7 @@ def _validator(schema_name: str) -> Draft202012Validator:
 
 
 # --------------------------------------------------------------------------- validation
-def _short(text: str, limit: int = 300) -> str:
+def _short(text: str, limit: int = 300) -> str:  # shared with anthropic_contracts
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -289,17 +289,21 @@ def _describe(error: ValidationError) -> str:
     return line
 
 
-def validate_openai(schema_name: str, payload: object) -> None:
-    """Assert that payload matches #/components/schemas/<schema_name> of the OpenAI spec."""
-    errors = list(_validator(schema_name).iter_errors(payload))
+def assert_matches(validator: Draft202012Validator, payload: object, what: str) -> None:
+    """Raise AssertionError listing (at most 8 of) the ways payload fails the schema."""
+    errors = list(validator.iter_errors(payload))
     if errors:
-        errors.sort(key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+        errors.sort(key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)))
         shown = "\n".join(_describe(e) for e in errors[:8])
         more = f"\n  ... and {len(errors) - 8} more" if len(errors) > 8 else ""
         raise AssertionError(
-            f"payload does not match OpenAI schema {schema_name} "
-            f"({len(errors)} error(s)):\n{shown}{more}"
+            f"payload does not match {what} ({len(errors)} error(s)):\n{shown}{more}"
         )
+
+
+def validate_openai(schema_name: str, payload: object) -> None:
+    """Assert that payload matches #/components/schemas/<schema_name> of the OpenAI spec."""
+    assert_matches(_validator(schema_name), payload, f"OpenAI schema {schema_name}")
 
 
 # --------------------------------------------------------------------------- operations

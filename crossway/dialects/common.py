@@ -6,6 +6,8 @@ import hashlib
 import re
 from typing import Any
 
+import orjson
+
 from crossway.errors import InvalidRequest
 
 
@@ -82,3 +84,15 @@ def made_up_id(prefix: str, *parts: object) -> str:
     """A deterministic id for something that came without one."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:24]
     return f"{prefix}{digest}"
+
+
+def parse_error(body: bytes) -> dict[str, Any] | None:
+    """The `error` object of an error body; OpenAI's and Anthropic's both have one."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        error: dict[str, Any] = data["error"]
+        return error
+    return None

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from crossway.dialects.common import parse_error
 from crossway.errors import GatewayError
 
 # HTTP status -> Anthropic's error.type
@@ -48,13 +49,4 @@ def stream_error_event(err: GatewayError) -> bytes:
     return b"event: error\ndata: " + orjson.dumps(error_object(err)) + b"\n\n"
 
 
-def parse_error(body: bytes) -> dict[str, Any] | None:
-    """The `error` object of an Anthropic-shaped error body, or None."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        error: dict[str, Any] = data["error"]
-        return error
-    return None
+__all__ = ["error_body", "parse_error", "stream_error_event"]

@@ -390,3 +390,22 @@ def test_long_tool_names_are_shortened_for_openai_and_restored(
     events = validate_anthropic_stream(raw.content)
     names = [e["content_block"]["name"] for e in events if e["type"] == "content_block_start"]
     assert names == [long_name]
+
+
+@pytest.mark.parametrize("model", ["deepseek-chat", "gpt-4o-mini"])
+def test_sdk_stream_with_tools_through_openai_format_models(
+    sdk: anthropic.Anthropic, upstream: SimulatedUpstream, model: str
+) -> None:
+    with sdk.messages.stream(
+        model=model,
+        max_tokens=100,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "weather in Rome?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    call = final.content[-1]
+    assert call.type == "tool_use" and call.input == {"city": "example"}
+    assert final.stop_reason == "tool_use" and final.usage.output_tokens > 0
+    sent = last_request(upstream, "/chat/completions")
+    assert sent.body["model"] == model and sent.body["stream"] is True
+    assert sent.body["stream_options"] == {"include_usage": True}

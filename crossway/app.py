@@ -18,7 +18,7 @@ from crossway.limits import create_limiter
 from crossway.limits.base import period_start
 from crossway.providers import PROVIDER_TYPES, Provider
 from crossway.providers.transport import Transport
-from crossway.routing import Health, ModelTable, Router
+from crossway.routing import BreakerPolicy, Health, ModelTable, RetryPolicy, Router
 from crossway.store.engine import create_engine
 from crossway.store.keys import KeyStore
 from crossway.store.ledger import Ledger
@@ -79,7 +79,20 @@ def build_services(
     }
     transports = {name: Transport(p) for name, p in providers.items()}
     table = ModelTable.build(settings, catalog, providers, transports)
-    router = Router(table, PROVIDER_TYPES, providers)
+    routing = settings.routing
+    health = Health(
+        BreakerPolicy(
+            failure_threshold=routing.failure_threshold,
+            failure_rate=routing.failure_rate,
+            min_requests=routing.min_requests,
+            window_seconds=routing.window_seconds,
+            cooldown_seconds=routing.cooldown_seconds,
+            max_cooldown_seconds=routing.max_cooldown_seconds,
+        )
+    )
+    router = Router(
+        table, PROVIDER_TYPES, providers, health, routing.strategy, routing.fallbacks_for
+    )
     engine = create_engine(settings.database_url)
     key_store = KeyStore(engine)
     ledger = Ledger(engine)
@@ -92,7 +105,14 @@ def build_services(
         transports=transports,
         table=table,
         router=router,
-        health=Health(settings.routing.failure_threshold, settings.routing.cooldown_seconds),
+        health=health,
+        retry=RetryPolicy(
+            retries=routing.retries,
+            backoff_initial=routing.backoff_initial,
+            backoff_max=routing.backoff_max,
+            jitter=routing.jitter,
+            max_retry_after=routing.max_retry_after,
+        ),
         usage=UsageRecorder([ledger, *writers] if settings.usage_ledger else writers),
         auth=Authenticator(master.hash, keys),
         engine=engine,

@@ -37,7 +37,9 @@ class _Strict(BaseModel):
 
 class TimeoutConfig(_Strict):
     connect: float = Field(10.0, gt=0)
-    # time to the first byte of the answer and between stream chunks
+    # from sending the request to the first byte of the answer's body (None: `read`)
+    first_byte: float | None = Field(None, gt=0)
+    # the longest silence allowed while an answer arrives (between stream chunks)
     read: float = Field(600.0, gt=0)
     # from sending the request to the last byte of the answer (streams included)
     total: float | None = Field(None, gt=0)
@@ -81,11 +83,46 @@ class ModelConfig(_Strict):
     aliases: list[str] = Field(default_factory=list)
 
 
+STRATEGIES = ("weighted", "least-busy", "lowest-latency", "lowest-cost")
+
+
 class RoutingConfig(_Strict):
     default_model: str | None = None
-    # a deployment that fails this many times in a row rests for cooldown_seconds
+    # how to order the healthy deployments of one priority tier
+    strategy: str = "weighted"
+    # after every deployment of a model failed, try them all again this many times
+    retries: int = Field(2, ge=0, le=10)
+    # the wait before a retry: initial * 2^n, at most backoff_max, less up to `jitter` of it
+    backoff_initial: float = Field(0.25, ge=0)
+    backoff_max: float = Field(4.0, ge=0)
+    jitter: float = Field(0.25, ge=0, le=1)
+    # an upstream's retry-after is honoured up to this long; a longer one skips the retry
+    max_retry_after: float = Field(10.0, ge=0)
+    # models to try when a model's deployments are all exhausted: for every model (a list)
+    # or per model ({model: [fallbacks]})
+    fallback_models: list[str] | dict[str, list[str]] = Field(default_factory=list)
+    # circuit breaker: open after this many failures in a row, or when at least
+    # `min_requests` in the last `window_seconds` failed at `failure_rate` or more
     failure_threshold: int = Field(3, ge=1)
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    min_requests: int = Field(10, ge=1)
+    window_seconds: float = Field(30.0, gt=0)
+    # how long an open breaker keeps a deployment out before a probe is let through; each
+    # failed probe doubles it, up to `max_cooldown_seconds`
     cooldown_seconds: float = Field(30.0, ge=0)
+    max_cooldown_seconds: float = Field(300.0, ge=0)
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"must be one of {', '.join(STRATEGIES)}, got {value!r}")
+        return value
+
+    def fallbacks_for(self, model: str) -> list[str]:
+        chain = self.fallback_models
+        found = chain.get(model, []) if isinstance(chain, dict) else chain
+        return [m for m in found if m != model]
 
 
 class ServerConfig(_Strict):

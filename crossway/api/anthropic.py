@@ -14,10 +14,11 @@ from typing import Any
 import orjson
 
 from crossway.api.access import allow_route
+from crossway.api.attempts import send_upstream
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.openai import parse_object
-from crossway.api.relay import relay_json, send_upstream, usage_event
+from crossway.api.relay import relay_json, usage_event
 from crossway.api.routes import Route
 from crossway.api.streaming import relay_stream
 from crossway.dialects import anthropic as anthropic_dialect
@@ -78,13 +79,13 @@ async def count_tokens(req: Request) -> None:
         await req.respond(200, orjson.dumps({"input_tokens": count}))
         return
     event = usage_event(req, "messages.count_tokens", route, stream=False)  # not recorded
-    resp, _ = await send_upstream(
-        req, dataclasses.replace(route, candidates=native), "count_tokens", exchange, event
-    )
+    native_route = dataclasses.replace(route, candidates=native, fallbacks=[])
+    resp, dep = await send_upstream(req, native_route, "count_tokens", exchange, event)
     try:
         raw = await resp.read()
     finally:
         resp.release()
+        services.health.release(dep)
     await req.respond(resp.status, raw)
 
 

@@ -1,8 +1,6 @@
-"""Sending a request upstream: admit, fail over between deployments, answer, account.
-
-`send_upstream` tries a route's deployments in order; `relay_json` answers a non-streaming
-request in the caller's wire format (see `Exchange`); `finish` records the usage event and
-settles the key's limits. Streams are in `crossway.api.streaming`.
+"""Answering one request: admit it, send it (`attempts.send_upstream`: deployments, retries,
+fallbacks), answer in the caller's wire format (`relay_json`; streams are in
+`crossway.api.streaming`), and account for it (`finish`: the usage event, the key's limits).
 """
 
 from __future__ import annotations
@@ -11,12 +9,12 @@ import asyncio
 import time
 
 from crossway.api.access import allow_route
+from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import JSON, Headers, Request
 from crossway.errors import GatewayError, UpstreamError
 from crossway.limits import ratelimit_headers
-from crossway.providers.errors import upstream_error
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
@@ -35,56 +33,13 @@ def usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> Usag
     )
 
 
-async def send_upstream(
-    req: Request, route: Route, operation: str, exchange: Exchange, event: UsageEvent
-) -> tuple[Response, Deployment]:
-    """Try the route's deployments in order until one answers without a server-side failure."""
-    health = req.services.health
-    last: GatewayError | None = None
-    candidates = route.candidates
-    for attempt, dep in enumerate(candidates, 1):
-        provider = dep.provider
-        event.attempts = attempt
-        event.provider, event.vendor, event.upstream_model = (
-            provider.name,
-            provider.vendor,
-            dep.upstream_model,
-        )
-        body = exchange.body_for(dep)
-        try:
-            resp = await dep.transport.post(
-                dep.url(operation), body, provider.forwarded_headers(req.header)
-            )
-        except UpstreamError as exc:
-            health.failure(dep)
-            last = exc
-            continue
-        status = resp.status
-        if status < 400:
-            health.success(dep)
-            return resp, dep
-        try:
-            body = await resp.read()
-        except (ConnectionBroken, ReadTimeout):
-            resp.close()
-            body = b""
-        event.upstream_request_id = resp.headers.get(provider.request_id_header)
-        error = upstream_error(provider, status, body, resp.headers)
-        if (status >= 500 or status == 429) and attempt < len(candidates):
-            health.failure(dep)
-            last = error
-            continue
-        if status >= 500:
-            health.failure(dep)
-        raise error
-    assert last is not None
-    raise last
-
-
-def response_headers(req: Request, resp: Response, dep: Deployment) -> Headers:
+def response_headers(req: Request, resp: Response, dep: Deployment, attempts: int) -> Headers:
+    """Which deployment answered, after how many attempts, and the key's limits."""
     headers = [
         (b"x-crossway-provider", dep.provider.name.encode()),
+        (b"x-crossway-vendor", dep.provider.vendor.encode()),
         (b"x-crossway-model", dep.model.encode()),
+        (b"x-crossway-attempts", b"%d" % attempts),
     ]
     upstream_id = resp.headers.get(dep.provider.request_id_header)
     if upstream_id:
@@ -148,6 +103,7 @@ async def relay_json(
     """A non-streaming request: the upstream's answer, in the caller's wire format."""
     event = usage_event(req, endpoint, route, stream=False)
     watch = ClientWatch(req.receive)
+    dep: Deployment | None = None
     try:
         route = await admit(req, route)
         resp, dep = await send_upstream(req, route, operation, exchange, event)
@@ -166,9 +122,8 @@ async def relay_json(
         content_type = JSON
         if not exchange.translated(dep):
             content_type = resp.headers.get("content-type", "").encode() or JSON
-        await req.respond(
-            resp.status, out, response_headers(req, resp, dep), content_type=content_type
-        )
+        headers = response_headers(req, resp, dep, event.attempts)
+        await req.respond(resp.status, out, headers, content_type=content_type)
     except GatewayError as err:
         finish(req, event, err.status, err)
         raise
@@ -179,6 +134,8 @@ async def relay_json(
         return
     finally:
         watch.stop()
+        if dep is not None:
+            req.services.health.release(dep)
     finish(req, event, resp.status, None)
 
 

@@ -11,7 +11,7 @@ from crossway.api.auth import Authenticator, KeyRing
 from crossway.catalog import Catalog
 from crossway.config import Settings
 from crossway.providers.transport import Transport
-from crossway.routing import Health, ModelTable, Router
+from crossway.routing import Health, ModelTable, RetryPolicy, Router
 from crossway.store.keys import KeyStore
 from crossway.store.ledger import Ledger
 from crossway.usage import UsageRecorder
@@ -25,6 +25,7 @@ class Services:
     table: ModelTable
     router: Router
     health: Health
+    retry: RetryPolicy
     usage: UsageRecorder
     auth: Authenticator
     engine: AsyncEngine

@@ -13,17 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
-from crossway.api.relay import (
-    admit,
-    client_closed,
-    finish,
-    response_headers,
-    send_upstream,
-    usage_event,
-)
+from crossway.api.relay import admit, client_closed, finish, response_headers, usage_event
 from crossway.dialects.registry import DIALECTS
 from crossway.dialects.sse import EventCutter, last_event
 from crossway.dialects.translate import StreamTranslator
@@ -39,11 +33,13 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
     event = usage_event(req, endpoint, route, stream=True)
     status, error = 200, None
     resp: Response | None = None
+    dep: Deployment | None = None
     watch = ClientWatch(req.receive)
     client = exchange.client
     try:
         route = await admit(req, route)
-        resp, dep = await send_upstream(req, route, "chat", exchange, event)
+        # the first bytes are awaited before answering: until then a failure can fail over
+        resp, dep = await send_upstream(req, route, "chat", exchange, event, peek=True)
         event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
         translated = exchange.translated(dep)
         content_type = _EVENT_STREAM
@@ -55,7 +51,7 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
         ]
-        headers += response_headers(req, resp, dep)
+        headers += response_headers(req, resp, dep, event.attempts)
         await req.start(200, headers)
         if translated:
             error = await _pump_translated(req, resp, dep, exchange, event)
@@ -77,6 +73,8 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
         watch.stop()
         if resp is not None:
             resp.close()  # on early exit this drops the upstream connection, which cancels it
+        if dep is not None:
+            req.services.health.release(dep)
         finish(req, event, status, error)
 
 

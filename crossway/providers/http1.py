@@ -165,12 +165,20 @@ class Response:
     """An answer whose headers are in; read the body with `read()` or `chunks()`."""
 
     def __init__(
-        self, pool: Pool, conn: _Connection, read_timeout: float | None, deadline: float | None
+        self,
+        pool: Pool,
+        conn: _Connection,
+        read_timeout: float | None,
+        deadline: float | None,
+        first_byte_timeout: float | None = None,
     ) -> None:
         self._pool = pool
         self._conn = conn
         self._read_timeout = read_timeout
+        # until the first body byte: the first-byte timeout (a stream's first token)
+        self._waiting_timeout = first_byte_timeout if first_byte_timeout else read_timeout
         self._deadline = deadline
+        self._peeked: bytes | None = None
         self.status = conn.status
         self.headers = conn.headers
         self._done = False
@@ -186,17 +194,35 @@ class Response:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (decoded if compressed)."""
         conn = self._conn
+        if self._peeked is not None:
+            peeked, self._peeked = self._peeked, None
+            if peeked:
+                yield peeked
         while True:
             if conn.body:
                 data = conn.take_body()
+                self._waiting_timeout = self._read_timeout
                 yield self._decoder.decompress(data) if self._decoder else data
                 continue
             if conn.complete:
                 break
             if conn.error is not None:
                 raise conn.error
-            await conn.wait(_timeout(self._read_timeout, self._deadline, conn.loop))
+            await conn.wait(_timeout(self._waiting_timeout, self._deadline, conn.loop))
         self.release()
+
+    async def peek(self) -> bytes:
+        """Wait for the first body bytes (b"" for an empty body); `chunks()` yields them too.
+        A stream that fails before its first byte fails here, while failover is possible."""
+        conn = self._conn
+        while not conn.body and not conn.complete:
+            if conn.error is not None:
+                raise conn.error
+            await conn.wait(_timeout(self._waiting_timeout, self._deadline, conn.loop))
+        self._waiting_timeout = self._read_timeout
+        data = conn.take_body() if conn.body else b""
+        self._peeked = self._decoder.decompress(data) if self._decoder and data else data
+        return self._peeked
 
     async def read(self) -> bytes:
         parts = [chunk async for chunk in self.chunks()]
@@ -237,6 +263,7 @@ class Pool:
         total_timeout: float | None = None,
         max_idle: int = 256,
         ssl_context: ssl.SSLContext | None = None,
+        first_byte_timeout: float | None = None,
     ) -> None:
         self.host = url.raw_host or ""
         self.port = url.port or (443 if url.scheme == "https" else 80)
@@ -246,6 +273,8 @@ class Pool:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.total_timeout = total_timeout  # from sending to the end of the answer
+        # from sending to the answer's headers and its first body byte (None: read_timeout)
+        self.first_byte_timeout = first_byte_timeout or read_timeout
         self.max_idle = max_idle
         self.idle: deque[_Connection] = deque()
         default_port = 443 if url.scheme == "https" else 80
@@ -300,12 +329,12 @@ class Pool:
             while not conn.headers_done:
                 if conn.error is not None:
                     raise conn.error
-                await conn.wait(_timeout(self.read_timeout, deadline, conn.loop))
+                await conn.wait(_timeout(self.first_byte_timeout, deadline, conn.loop))
         except BaseException:
             conn.closed = True
             conn.transport.close()
             raise
-        return Response(self, conn, self.read_timeout, deadline)
+        return Response(self, conn, self.read_timeout, deadline, self.first_byte_timeout)
 
     def close(self) -> None:
         while self.idle:

@@ -56,6 +56,7 @@ class Transport:
                     connect_timeout=config.timeout.connect,
                     read_timeout=config.timeout.read,
                     total_timeout=config.timeout.total,
+                    first_byte_timeout=config.timeout.first_byte,
                     max_idle=config.max_connections,
                     ssl_context=context,
                 )

@@ -6,7 +6,6 @@ providers' own `models`, and the explicit `models:` section, which wins for the 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from yarl import URL
@@ -15,6 +14,7 @@ from crossway.catalog import Catalog
 from crossway.config import Settings
 from crossway.providers.base import Provider
 from crossway.providers.transport import Transport
+from crossway.routing.health import Breaker
 
 
 @dataclass(slots=True, eq=False)
@@ -25,8 +25,9 @@ class Deployment:
     upstream_model: str
     weight: float = 1.0
     priority: int = 0
-    consecutive_failures: int = 0
-    cooldown_until: float = 0.0
+    breaker: Breaker = field(default_factory=Breaker)
+    # the catalog's price of a million input + output tokens, for the lowest-cost strategy
+    price: float = 0.0
     # whether the model takes reasoning settings (the catalog says; unknown models are asked)
     reasoning: bool = True
     _urls: dict[str, URL] = field(default_factory=dict)
@@ -39,28 +40,13 @@ class Deployment:
             self._urls[operation] = found
         return found
 
-    def healthy(self, now: float) -> bool:
-        return self.cooldown_until <= now
+    @property
+    def key(self) -> str:
+        """A name for this deployment that is the same in every gateway process."""
+        return f"{self.provider.name}/{self.model}/{self.upstream_model}"
 
     def __repr__(self) -> str:
         return f"<Deployment {self.model} via {self.provider.name} as {self.upstream_model}>"
-
-
-@dataclass(slots=True)
-class Health:
-    """Consecutive failures take a deployment out for a cool-down; it returns by itself."""
-
-    failure_threshold: int = 3
-    cooldown_seconds: float = 30.0
-
-    def success(self, deployment: Deployment) -> None:
-        deployment.consecutive_failures = 0
-
-    def failure(self, deployment: Deployment) -> None:
-        deployment.consecutive_failures += 1
-        if deployment.consecutive_failures >= self.failure_threshold:
-            deployment.cooldown_until = time.monotonic() + self.cooldown_seconds
-            deployment.consecutive_failures = 0
 
 
 @dataclass(slots=True)
@@ -84,6 +70,8 @@ class ModelTable:
             dep = Deployment(model, provider, transports[provider.name], upstream, weight, priority)
             info = catalog.get(model)
             dep.reasoning = info is None or "reasoning" in info.supported_parameters
+            if info is not None:
+                dep.price = info.pricing.input + info.pricing.output
             table.deployments.setdefault(model, []).append(dep)
 
         for provider in providers.values():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import random
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from crossway.errors import InvalidRequest, NotFound
 from crossway.routing.deployments import Deployment, ModelTable
+from crossway.routing.health import Health
+from crossway.routing.strategies import STRATEGIES, Strategy
 
 AUTO = "auto"
 
@@ -19,16 +20,48 @@ class Route:
     requested: str  # what the caller asked for
     model: str  # the public id it resolved to
     candidates: list[Deployment]  # in the order to try them
+    # models to try, in order, when every deployment of this one failed
+    fallbacks: list[str] = field(default_factory=list)
+    pin: str | None = None  # the vendor pin, which fallbacks honour too
 
 
 class Router:
-    def __init__(self, table: ModelTable, vendors: Iterable[str], provider_names: Iterable[str]):
+    def __init__(
+        self,
+        table: ModelTable,
+        vendors: Iterable[str],
+        provider_names: Iterable[str],
+        health: Health | None = None,
+        strategy: str = "weighted",
+        fallbacks_for: Callable[[str], list[str]] = lambda model: [],
+    ):
         self.table = table
         self.vendors = frozenset(vendors)  # every registered vendor type
         self.pins = self.vendors | frozenset(provider_names)
+        self.health = health or Health()
+        self.strategy: Strategy = STRATEGIES[strategy]
+        self.fallbacks_for = fallbacks_for  # the configured fallback models of a model
         self._random = random.Random()
 
-    def resolve(self, requested: str, pin: str | None = None) -> Route:
+    def resolve(
+        self, requested: str, pin: str | None = None, fallbacks: list[str] | None = None
+    ) -> Route:
+        """The deployments of a model, best first, and the fallback models after it: the
+        caller's own list (`models` in the body), then the configured ones."""
+        route = self._resolve(requested, pin)
+        chain = [*(fallbacks or ()), *self.fallbacks_for(route.model)]
+        seen = {route.model, requested}
+        for model in chain:
+            if model not in seen:
+                seen.add(model)
+                route.fallbacks.append(model)
+        return route
+
+    def reorder(self, route: Route) -> None:
+        """Order the route's deployments again, by health as it is now (before a retry)."""
+        route.candidates = self._order(route.candidates)
+
+    def _resolve(self, requested: str, pin: str | None = None) -> Route:
         if pin is not None:
             pin = pin.strip()
             if pin == "" or pin.lower() == AUTO:
@@ -71,27 +104,31 @@ class Router:
                     param="vendor",
                     code="model_not_served_by_vendor",
                 )
-        return Route(requested, model, self._order(deployments))
+        return Route(requested, model, self._order(deployments), pin=pin)
 
     def _order(self, deployments: list[Deployment]) -> list[Deployment]:
+        """Healthy deployments, lowest priority tier first, each tier by the strategy; then
+        the ones whose breaker is open, soonest back first, as a last resort."""
+        available = self.health.available
+        now = self.health.clock()
         if len(deployments) == 1:
+            available(deployments[0], now)  # moves a rested breaker to half-open
             return deployments
-        now = time.monotonic()
-        healthy = [d for d in deployments if d.healthy(now)]
-        resting = [d for d in deployments if not d.healthy(now)]
+        healthy = [d for d in deployments if available(d, now)]
+        resting = (
+            [d for d in deployments if d not in healthy] if len(healthy) < len(deployments) else []
+        )
+        tiers = {d.priority for d in healthy}
         ordered: list[Deployment] = []
-        for priority in sorted({d.priority for d in healthy}):
-            ordered.extend(self._weighted_shuffle([d for d in healthy if d.priority == priority]))
-        # resting deployments are a last resort, soonest back first
-        ordered.extend(sorted(resting, key=lambda d: d.cooldown_until))
+        if len(tiers) == 1:
+            ordered = self.strategy(healthy, self._random) if len(healthy) > 1 else healthy
+        else:
+            for priority in sorted(tiers):
+                ordered.extend(
+                    self.strategy([d for d in healthy if d.priority == priority], self._random)
+                )
+        ordered.extend(sorted(resting, key=lambda d: d.breaker.open_until))
         return ordered
-
-    def _weighted_shuffle(self, group: list[Deployment]) -> list[Deployment]:
-        # Efraimidis-Spirakis: sort by u^(1/w), a weighted order in one pass
-        if len(group) == 1:
-            return group
-        rnd = self._random.random
-        return sorted(group, key=lambda d: rnd() ** (1.0 / d.weight), reverse=True)
 
     def _unknown_model(self, requested: str) -> NotFound:
         names = sorted(self.table.deployments)

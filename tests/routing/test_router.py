@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import time
 from typing import Any
 
 import pytest
@@ -13,17 +12,17 @@ from crossway.config import Settings
 from crossway.errors import InvalidRequest, NotFound
 from crossway.providers import PROVIDER_TYPES, Provider
 from crossway.providers.transport import Transport
-from crossway.routing import Health, ModelTable, Router
+from crossway.routing import BreakerPolicy, Health, ModelTable, Router
 
 
-def make_router(data: dict[str, Any]) -> Router:
+def make_router(data: dict[str, Any], health: Health | None = None) -> Router:
     settings = Settings.model_validate(data)
     providers: dict[str, Provider] = {
         n: PROVIDER_TYPES[c.type](n, c) for n, c in settings.providers.items()
     }
     transports = {n: Transport(p) for n, p in providers.items()}
     table = ModelTable.build(settings, Catalog.load(), providers, transports)
-    return Router(table, PROVIDER_TYPES, providers)
+    return Router(table, PROVIDER_TYPES, providers, health)
 
 
 BASE: dict[str, Any] = {
@@ -111,22 +110,32 @@ def test_weights_shape_the_choice() -> None:
     assert 2800 < first["a"] < 3200  # 3:1
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_priorities_and_cooldown() -> None:
-    router = make_router(BASE)
+    clock = Clock()
+    health = Health(BreakerPolicy(failure_threshold=2, cooldown_seconds=60), clock)
+    router = make_router(BASE, health)
     for _ in range(50):
         assert [d.upstream_model for d in router.resolve("tiered").candidates] == ["a", "b"]
-    health = Health(failure_threshold=2, cooldown_seconds=60)
     primary = router.table.deployments["tiered"][0]
     health.failure(primary)
     assert router.resolve("tiered").candidates[0] is primary  # one failure is not enough
     health.failure(primary)
     assert [d.upstream_model for d in router.resolve("tiered").candidates] == ["b", "a"]
-    primary.cooldown_until = time.monotonic() - 1  # the cool-down ends by itself
+    clock.now += 61  # the cool-down ends by itself: one probe may go
     assert router.resolve("tiered").candidates[0] is primary
-    health.failure(primary)
+    health.started(primary)
     health.success(primary)
+    health.release(primary)
     health.failure(primary)
-    assert router.resolve("tiered").candidates[0] is primary  # success resets the count
+    assert router.resolve("tiered").candidates[0] is primary  # closed again; counting anew
 
 
 def test_explicit_models_replace_catalog_deployments() -> None:

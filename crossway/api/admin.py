@@ -31,7 +31,7 @@ from crossway.store.ledger import GROUPS
 KEYS = "/admin/keys"
 
 
-def _master(req: Request) -> None:
+def require_master(req: Request) -> None:
     if req.principal is None or not req.principal.is_master:
         raise PermissionDenied(
             "the admin API needs the master key", code="master_key_required", retryable=False
@@ -90,7 +90,7 @@ def _name_taken(name: str | None) -> InvalidRequest:
 
 
 async def create_key(req: Request) -> None:
-    _master(req)
+    require_master(req)
     services = req.services
     spec = parse(KeyCreate, parse_object(await req.body(1 << 20)), services.router.pins)
     try:
@@ -102,13 +102,13 @@ async def create_key(req: Request) -> None:
 
 
 async def list_keys(req: Request) -> None:
-    _master(req)
+    require_master(req)
     keys = await req.services.key_store.list()
     await _json(req, 200, {"object": "list", "data": [k.public() for k in keys]})
 
 
 async def show_key(req: Request) -> None:
-    _master(req)
+    require_master(req)
     ident, action = _key_id(req)
     if action:
         raise NotFound(f"no such endpoint: GET {req.path}", code="unknown_url")
@@ -116,7 +116,7 @@ async def show_key(req: Request) -> None:
 
 
 async def change_key(req: Request) -> None:
-    _master(req)
+    require_master(req)
     services = req.services
     ident, _ = _key_id(req)
     key = await _find(req, ident)
@@ -133,7 +133,7 @@ async def change_key(req: Request) -> None:
 
 
 async def rotate_key(req: Request) -> None:
-    _master(req)
+    require_master(req)
     ident, action = _key_id(req)
     if action != "rotate":
         raise NotFound(f"no such endpoint: POST {req.path}", code="unknown_url")
@@ -146,7 +146,7 @@ async def rotate_key(req: Request) -> None:
 
 
 async def delete_key(req: Request) -> None:
-    _master(req)
+    require_master(req)
     ident, _ = _key_id(req)
     key = await _find(req, ident)
     await req.services.key_store.delete(key.id)
@@ -168,7 +168,7 @@ def _time(req: Request, name: str) -> dt.datetime | None:
 
 
 async def usage_report(req: Request) -> None:
-    _master(req)
+    require_master(req)
     group_by = req.query.get("group_by") or None
     if group_by is not None and group_by not in GROUPS:
         raise InvalidRequest(
@@ -187,7 +187,7 @@ async def usage_report(req: Request) -> None:
 
 
 async def request_record(req: Request) -> None:
-    _master(req)
+    require_master(req)
     request_id = req.path[len("/admin/requests/") :]
     record = await req.services.ledger.request(request_id)
     if record is None:

@@ -17,7 +17,7 @@ from crossway.api.access import allow_route
 from crossway.api.attempts import send_upstream
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
-from crossway.api.openai import parse_object
+from crossway.api.openai import fallback_models, parse_object
 from crossway.api.relay import relay_json, usage_event
 from crossway.api.routes import Route
 from crossway.api.streaming import relay_stream
@@ -47,6 +47,7 @@ def _messages(payload: dict[str, Any]) -> None:
 async def messages(req: Request) -> None:
     services = req.services
     payload = parse_object(await req.body(services.settings.server.max_body_bytes))
+    fallbacks = fallback_models(payload)
     model = _model(payload)
     _messages(payload)
     max_tokens = payload.get("max_tokens")
@@ -55,7 +56,7 @@ async def messages(req: Request) -> None:
     stream = payload.get("stream", False)
     if not isinstance(stream, bool):
         raise invalid("stream", "must be a boolean")
-    route = services.router.resolve(model, req.header(b"vendor"))
+    route = services.router.resolve(model, req.header(b"vendor"), fallbacks)
     if stream:
         await relay_stream(req, "messages", route, Exchange(ANTHROPIC, payload, True))
     else:
@@ -80,13 +81,9 @@ async def count_tokens(req: Request) -> None:
         return
     event = usage_event(req, "messages.count_tokens", route, stream=False)  # not recorded
     native_route = dataclasses.replace(route, candidates=native, fallbacks=[])
-    resp, dep = await send_upstream(req, native_route, "count_tokens", exchange, event)
-    try:
-        raw = await resp.read()
-    finally:
-        resp.release()
-        services.health.release(dep)
-    await req.respond(resp.status, raw)
+    sent = await send_upstream(req, native_route, "count_tokens", exchange, event)
+    services.health.release(sent.dep)
+    await req.respond(sent.resp.status, sent.body)
 
 
 def estimate_tokens(request: ChatRequest) -> int:

@@ -18,6 +18,7 @@ from crossway.api.access import allow_route
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, UpstreamError
+from crossway.ir import Usage
 from crossway.providers.errors import upstream_error
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
@@ -25,6 +26,17 @@ from crossway.routing.retry import classify, retry_after_seconds
 from crossway.usage import UsageEvent
 
 _random = random.Random()
+
+
+@dataclass(slots=True)
+class Sent:
+    """A good answer. Non-streaming: read whole and already in the caller's format (`body`,
+    `usage`); streaming: its headers and first bytes in (`resp.chunks()` yields the rest)."""
+
+    resp: Response
+    dep: Deployment
+    body: bytes = b""
+    usage: Usage | None = None
 
 
 @dataclass(slots=True)
@@ -57,11 +69,12 @@ async def send_upstream(
     operation: str,
     exchange: Exchange,
     event: UsageEvent,
-    peek: bool = False,
-) -> tuple[Response, Deployment]:
-    """The first good answer (its headers in; with `peek`, its first body bytes too, so a
-    stream that dies before its first byte still fails over). The caller must
-    `health.release(dep)` when the answer is done."""
+    stream: bool = False,
+) -> Sent:
+    """The first good answer. A stream is returned once its first bytes are in, so one that
+    dies before its first byte still fails over; any other answer once it is read whole and
+    understood, so a broken or malformed one fails over too. The caller must
+    `health.release(sent.dep)` when it is done with the answer."""
     services = req.services
     policy = services.retry
     last: GatewayError | None = None
@@ -81,9 +94,9 @@ async def send_upstream(
                 if id(dep) in skip:
                     continue
                 tried = True
-                outcome = await _attempt(req, dep, operation, exchange, event, peek)
+                outcome = await _attempt(req, dep, operation, exchange, event, stream)
                 if not isinstance(outcome, Miss):
-                    return outcome, dep
+                    return outcome
                 last = outcome.error
                 if outcome.kind == "final":
                     raise last
@@ -108,8 +121,8 @@ async def _attempt(
     operation: str,
     exchange: Exchange,
     event: UsageEvent,
-    peek: bool,
-) -> Response | Miss:
+    stream: bool,
+) -> Sent | Miss:
     """One try on one deployment: its answer, or what went wrong."""
     health = req.services.health
     provider = dep.provider
@@ -135,24 +148,35 @@ async def _attempt(
             verdict = True
             return Miss(exc, "retry")
         status = resp.status
+        event.upstream_request_id = resp.headers.get(provider.request_id_header)
         if status < 400:
-            if peek:
-                try:
+            sent = Sent(resp, dep)
+            try:
+                if stream:
                     await resp.peek()
-                except (ConnectionBroken, ReadTimeout) as exc:
-                    resp.close()
-                    health.failure(dep)
-                    verdict = True
-                    return Miss(_no_first_byte(dep, exc), "retry")
+                else:
+                    try:
+                        raw = await resp.read()
+                    finally:
+                        resp.release()  # drops the connection if the answer was cut short
+                    sent.body, sent.usage = exchange.answer(dep, raw)
+            except (ConnectionBroken, ReadTimeout) as exc:
+                resp.close()
+                health.failure(dep)
+                verdict = True
+                return Miss(_cut_short(dep, exc, stream), "retry")
+            except UpstreamError as exc:  # an answer that is not what it should be
+                health.failure(dep)
+                verdict = True
+                return Miss(exc, "retry")
             health.success(dep, (time.perf_counter() - started) * 1000)
             verdict = kept = True
-            return resp
+            return sent
         try:
             raw = await resp.read()
         except (ConnectionBroken, ReadTimeout):
             resp.close()
             raw = b""
-        event.upstream_request_id = resp.headers.get(provider.request_id_header)
         error = upstream_error(provider, status, raw, resp.headers)
         kind = classify(status)
         if kind == "final":
@@ -169,12 +193,13 @@ async def _attempt(
             health.release(dep)
 
 
-def _no_first_byte(dep: Deployment, exc: Exception) -> UpstreamError:
+def _cut_short(dep: Deployment, exc: Exception, stream: bool) -> UpstreamError:
     provider = dep.provider
     timed_out = isinstance(exc, ReadTimeout)
+    what = "its first byte" if stream else "the end of its answer"
     return UpstreamError(
         f"upstream {provider.name} ({provider.vendor}) "
-        + ("sent no first byte in time" if timed_out else "broke off before its first byte"),
+        + (f"went silent before {what}" if timed_out else f"broke off before {what}"),
         vendor=provider.vendor,
         status=504 if timed_out else 502,
         kind="upstream_timeout" if timed_out else "upstream_error",

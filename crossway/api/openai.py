@@ -68,6 +68,19 @@ def _json_type(value: Any) -> str:
     }.get(type(value), "a value")
 
 
+def fallback_models(payload: dict[str, Any]) -> list[str]:
+    """OpenRouter's `models`: models to try in order; taken out of the body (no upstream
+    knows it). Without `model`, the first of them is the model."""
+    models = payload.pop("models", None)
+    if models is None:
+        return []
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise _wrong_type("models", "an array of model names", models)
+    if payload.get("model") is None and models:
+        payload["model"] = models[0]
+    return [m for m in models if m != payload.get("model")]
+
+
 def requested_model(req: Request, payload: dict[str, Any]) -> str:
     model = payload.get("model")
     if model is None:
@@ -109,12 +122,13 @@ def _check_messages(payload: dict[str, Any]) -> None:
 async def chat_completions(req: Request) -> None:
     services = req.services
     payload = parse_object(await req.body(services.settings.server.max_body_bytes))
+    fallbacks = fallback_models(payload)
     model = requested_model(req, payload)
     _check_messages(payload)
     stream = payload.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean", stream)
-    route = services.router.resolve(model, req.header(b"vendor"))
+    route = services.router.resolve(model, req.header(b"vendor"), fallbacks)
     if not stream:
         await relay_json(req, "chat.completions", "chat", route, Exchange(OPENAI, payload, False))
         return
@@ -128,10 +142,11 @@ async def chat_completions(req: Request) -> None:
 async def embeddings(req: Request) -> None:
     services = req.services
     payload = parse_object(await req.body(services.settings.server.max_body_bytes))
+    fallbacks = fallback_models(payload)
     model = requested_model(req, payload)
     if "input" not in payload:
         raise _missing("input")
-    route = services.router.resolve(model, req.header(b"vendor"))
+    route = services.router.resolve(model, req.header(b"vendor"), fallbacks)
     await relay_json(req, "embeddings", "embeddings", route, Exchange(OPENAI, payload, False))
 
 

@@ -13,9 +13,9 @@ from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import JSON, Headers, Request
-from crossway.errors import GatewayError, UpstreamError
+from crossway.errors import GatewayError
 from crossway.limits import ratelimit_headers
-from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
+from crossway.providers.http1 import Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
 
@@ -106,24 +106,14 @@ async def relay_json(
     dep: Deployment | None = None
     try:
         route = await admit(req, route)
-        resp, dep = await send_upstream(req, route, operation, exchange, event)
-        try:
-            raw = await resp.read()
-        except (ConnectionBroken, ReadTimeout) as exc:
-            raise UpstreamError(
-                f"upstream {dep.provider.name} ({dep.provider.vendor}) failed while answering: "
-                f"{type(exc).__name__}",
-                vendor=dep.provider.vendor,
-            ) from None
-        finally:
-            resp.release()  # drops the connection if the answer was not read to its end
-        event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
-        out, event.usage = exchange.answer(dep, raw)
+        sent = await send_upstream(req, route, operation, exchange, event)
+        dep, resp = sent.dep, sent.resp
+        event.usage = sent.usage
         content_type = JSON
         if not exchange.translated(dep):
             content_type = resp.headers.get("content-type", "").encode() or JSON
         headers = response_headers(req, resp, dep, event.attempts)
-        await req.respond(resp.status, out, headers, content_type=content_type)
+        await req.respond(resp.status, sent.body, headers, content_type=content_type)
     except GatewayError as err:
         finish(req, event, err.status, err)
         raise
@@ -136,7 +126,7 @@ async def relay_json(
         watch.stop()
         if dep is not None:
             req.services.health.release(dep)
-    finish(req, event, resp.status, None)
+    finish(req, event, 200, None)
 
 
 def client_closed() -> GatewayError:

@@ -39,8 +39,8 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
     try:
         route = await admit(req, route)
         # the first bytes are awaited before answering: until then a failure can fail over
-        resp, dep = await send_upstream(req, route, "chat", exchange, event, peek=True)
-        event.upstream_request_id = resp.headers.get(dep.provider.request_id_header)
+        sent = await send_upstream(req, route, "chat", exchange, event, stream=True)
+        resp, dep = sent.resp, sent.dep
         translated = exchange.translated(dep)
         content_type = _EVENT_STREAM
         if not translated:

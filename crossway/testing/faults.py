@@ -14,6 +14,13 @@ fields through, so a client can reach the upstream's faults through the gateway)
     {"simulate": {"malformed": true}}                     a 200 whose body is not JSON
     {"simulate": {"no_usage": true}}                      no usage, even if asked
 
+Faults that change over time count the requests that name the same `fail_key` (the upstream
+keeps the counts; `SimulatedUpstream.reset_counts()` forgets them):
+
+    {"simulate": {"fail_first": 3, "fail_key": "k"}}      the first 3 fail (500), then normal
+    {"simulate": {"flap": [2, 3], "fail_key": "k"}}       2 fail, 3 succeed, 2 fail, ...
+    {"simulate": {..., "fail_status": 503}}               the status those failures answer
+
 Faults work the same on Anthropic paths (`.../messages`, `.../messages/count_tokens`), in that
 API's wire format: `status` answers `{"type":"error","error":{"type":...}}` (529 is
 overloaded_error, see `crossway.testing.anthropic`), `error_after` sends an
@@ -43,6 +50,22 @@ class Faults:
     hang: bool = False
     malformed: bool = False
     no_usage: bool = False
+    fail_first: int | None = None
+    flap: list[int] | None = None
+    fail_key: str = ""
+    fail_status: int = 500
+
+    def failing_now(self, counts: dict[str, int]) -> bool:
+        """For the faults that change over time: does this request fail? (Counts it.)"""
+        if self.fail_first is None and not self.flap:
+            return False
+        n = counts.get(self.fail_key, 0)
+        counts[self.fail_key] = n + 1
+        if self.fail_first is not None:
+            return n < self.fail_first
+        assert self.flap is not None
+        failures, successes = self.flap[0], self.flap[1]
+        return n % (failures + successes) < failures
 
     @classmethod
     def parse(cls, body: dict[str, Any] | None, header: str | None) -> Faults:

@@ -100,6 +100,7 @@ class SimulatedUpstream:
         self.requests: deque[Recorded] = deque(maxlen=record)
         self.cancelled = 0  # answers whose client went away before they were complete
         self.active = 0
+        self.fault_counts: dict[str, int] = {}  # fail_key -> requests seen (see Faults)
         self.base_url = ""
         self._server = HTTPServer(self.handle)
 
@@ -181,7 +182,15 @@ class SimulatedUpstream:
         finally:
             self.active -= 1
 
+    def reset_counts(self) -> None:
+        """Forget the request counts of the faults that change over time."""
+        self.fault_counts.clear()
+
     async def _answer(self, request: Request, body: dict[str, Any], faults: Faults) -> Reply:
+        if faults.failing_now(self.fault_counts):
+            faults.status = faults.fail_status
+        elif faults.fail_first is not None or faults.flap:
+            faults.status = None  # this one succeeds
         if faults.hang:
             await asyncio.sleep(3600)
         if faults.latency_ms:

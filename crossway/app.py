@@ -16,9 +16,11 @@ from crossway.catalog import Catalog
 from crossway.config import ConfigError, Settings
 from crossway.limits import create_limiter
 from crossway.limits.base import period_start
+from crossway.limits.resp import RespClient
 from crossway.providers import PROVIDER_TYPES, Provider
 from crossway.providers.transport import Transport
 from crossway.routing import BreakerPolicy, Health, ModelTable, RetryPolicy, Router
+from crossway.routing.shared import SharedBreakers
 from crossway.store.engine import create_engine
 from crossway.store.keys import KeyStore
 from crossway.store.ledger import Ledger
@@ -93,6 +95,12 @@ def build_services(
     router = Router(
         table, PROVIDER_TYPES, providers, health, routing.strategy, routing.fallbacks_for
     )
+    shared = None
+    if settings.redis_url:  # every gateway on this Redis shares opened breakers
+        deployments = [d for group in table.deployments.values() for d in group]
+        shared = SharedBreakers(
+            health, RespClient(settings.redis_url), settings.redis_prefix, deployments
+        )
     engine = create_engine(settings.database_url)
     key_store = KeyStore(engine)
     ledger = Ledger(engine)
@@ -106,6 +114,7 @@ def build_services(
         table=table,
         router=router,
         health=health,
+        shared_breakers=shared,
         retry=RetryPolicy(
             retries=routing.retries,
             backoff_initial=routing.backoff_initial,
@@ -157,6 +166,12 @@ def create_app(services: Services) -> CrosswayApp:
             log.warning("could not seed budget counters at start", exc_info=True)
         background.append(asyncio.get_running_loop().create_task(_keep_budgets_seeded(services)))
         await services.usage.start()
+        if services.shared_breakers is not None:
+            await services.shared_breakers.start()
+
+    async def stop_shared_breakers() -> None:
+        if services.shared_breakers is not None:
+            await services.shared_breakers.stop()
 
     async def stop_background() -> None:
         for task in background:
@@ -169,6 +184,7 @@ def create_app(services: Services) -> CrosswayApp:
     # separate steps: one that fails (Redis already gone, say) does not skip the others
     shutdown = [
         stop_background,
+        stop_shared_breakers,
         services.limits.drain,
         services.usage.stop,  # writes every pending usage event
         services.keys.stop,

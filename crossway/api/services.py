@@ -12,6 +12,7 @@ from crossway.catalog import Catalog
 from crossway.config import Settings
 from crossway.providers.transport import Transport
 from crossway.routing import Health, ModelTable, RetryPolicy, Router
+from crossway.routing.shared import SharedBreakers
 from crossway.store.keys import KeyStore
 from crossway.store.ledger import Ledger
 from crossway.usage import UsageRecorder
@@ -26,6 +27,7 @@ class Services:
     router: Router
     health: Health
     retry: RetryPolicy
+    shared_breakers: SharedBreakers | None
     usage: UsageRecorder
     auth: Authenticator
     engine: AsyncEngine

@@ -233,6 +233,7 @@ class Response:
         if self._done:
             return
         self._done = True
+        self._pool.busy -= 1
         conn = self._conn
         if conn.complete and conn.keep_alive and not conn.closed and conn.error is None:
             conn.reset()
@@ -245,6 +246,8 @@ class Response:
         back (then there is nothing left to cancel)."""
         if self._done and not self._conn.closed and self._conn in self._pool.idle:
             return
+        if not self._done:
+            self._pool.busy -= 1
         self._done = True
         self._conn.closed = True
         if self._conn.transport is not None:
@@ -277,6 +280,7 @@ class Pool:
         self.first_byte_timeout = first_byte_timeout or read_timeout
         self.max_idle = max_idle
         self.idle: deque[_Connection] = deque()
+        self.busy = 0  # connections carrying a request or an answer not yet read (see tests)
         default_port = 443 if url.scheme == "https" else 80
         self.host_header = self.host if self.port == default_port else f"{self.host}:{self.port}"
 
@@ -321,6 +325,7 @@ class Pool:
 
     async def _exchange(self, conn: _Connection, head: bytes, body: bytes) -> Response:
         assert conn.transport is not None
+        self.busy += 1
         deadline = conn.loop.time() + self.total_timeout if self.total_timeout else None
         conn.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
@@ -331,6 +336,7 @@ class Pool:
                     raise conn.error
                 await conn.wait(_timeout(self.first_byte_timeout, deadline, conn.loop))
         except BaseException:
+            self.busy -= 1
             conn.closed = True
             conn.transport.close()
             raise

@@ -35,6 +35,10 @@ class Transport:
     async def open(self) -> None:
         """Connections are made on first use, in the serving loop."""
 
+    def busy_connections(self) -> int:
+        """Connections taken for a request whose answer is not done: 0 when nothing leaks."""
+        return sum(pool.busy for pool in self._pools.values())
+
     async def close(self) -> None:
         for pool in self._pools.values():
             pool.close()

@@ -28,9 +28,13 @@ class Deployment:
     breaker: Breaker = field(default_factory=Breaker)
     # the catalog's price of a million input + output tokens, for the lowest-cost strategy
     price: float = 0.0
+    inverse_weight: float = field(init=False, default=1.0)  # 1 / weight, for the shuffle
     # whether the model takes reasoning settings (the catalog says; unknown models are asked)
     reasoning: bool = True
     _urls: dict[str, URL] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.inverse_weight = 1.0 / self.weight
 
     def url(self, operation: str) -> URL:
         """The upstream URL for an operation, parsed once."""

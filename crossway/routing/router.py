@@ -114,20 +114,26 @@ class Router:
         if len(deployments) == 1:
             available(deployments[0], now)  # moves a rested breaker to half-open
             return deployments
-        healthy = [d for d in deployments if available(d, now)]
-        resting = (
-            [d for d in deployments if d not in healthy] if len(healthy) < len(deployments) else []
-        )
-        tiers = {d.priority for d in healthy}
-        ordered: list[Deployment] = []
+        healthy: list[Deployment] = []
+        resting: list[Deployment] = []
+        tiers: dict[int, list[Deployment]] = {}
+        for d in deployments:  # one pass; a closed breaker needs no call
+            if d.breaker.state == "closed" or available(d, now):
+                healthy.append(d)
+                tiers.setdefault(d.priority, []).append(d)
+            else:
+                resting.append(d)
+        strategy, rnd = self.strategy, self._random
         if len(tiers) == 1:
-            ordered = self.strategy(healthy, self._random) if len(healthy) > 1 else healthy
+            ordered = strategy(healthy, rnd) if len(healthy) > 1 else healthy
         else:
+            ordered = []
             for priority in sorted(tiers):
-                ordered.extend(
-                    self.strategy([d for d in healthy if d.priority == priority], self._random)
-                )
-        ordered.extend(sorted(resting, key=lambda d: d.breaker.open_until))
+                group = tiers[priority]
+                ordered.extend(strategy(group, rnd) if len(group) > 1 else group)
+        if resting:
+            resting.sort(key=_back_at)
+            ordered.extend(resting)
         return ordered
 
     def _unknown_model(self, requested: str) -> NotFound:
@@ -146,3 +152,7 @@ class Router:
             param="model",
             code="model_not_found",
         )
+
+
+def _back_at(dep: Deployment) -> float:
+    return dep.breaker.open_until

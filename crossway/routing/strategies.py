@@ -18,22 +18,27 @@ Strategy = Callable[[list["Deployment"], random.Random], list["Deployment"]]
 def weighted(group: list[Deployment], rnd: random.Random) -> list[Deployment]:
     """A random order shaped by the weights (Efraimidis-Spirakis: sort by u^(1/w))."""
     draw = rnd.random
-    return sorted(group, key=lambda d: draw() ** (1.0 / d.weight), reverse=True)
+    return sorted(group, key=lambda d: draw() ** d.inverse_weight, reverse=True)
 
 
 def least_busy(group: list[Deployment], rnd: random.Random) -> list[Deployment]:
-    """Fewest requests in flight first; ties in random order."""
-    return sorted(weighted(group, rnd), key=lambda d: d.breaker.in_flight)
+    """Fewest requests in flight first; ties in weighted random order."""
+    draw = rnd.random
+    return sorted(group, key=lambda d: (d.breaker.in_flight, -(draw() ** d.inverse_weight)))
 
 
 def lowest_latency(group: list[Deployment], rnd: random.Random) -> list[Deployment]:
     """The lowest moving-average latency first; one never measured goes first, to be."""
-    return sorted(weighted(group, rnd), key=lambda d: d.breaker.latency_ms or 0.0)
+    draw = rnd.random
+    return sorted(
+        group, key=lambda d: (d.breaker.latency_ms or 0.0, -(draw() ** d.inverse_weight))
+    )
 
 
 def lowest_cost(group: list[Deployment], rnd: random.Random) -> list[Deployment]:
     """The cheapest per the catalog's prices first; unknown prices count as free."""
-    return sorted(weighted(group, rnd), key=lambda d: d.price)
+    draw = rnd.random
+    return sorted(group, key=lambda d: (d.price, -(draw() ** d.inverse_weight)))
 
 
 STRATEGIES: dict[str, Strategy] = {

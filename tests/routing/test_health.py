@@ -25,7 +25,7 @@ class Clock:
 
 
 def dep(**fields: Any) -> Any:
-    return SimpleNamespace(breaker=Breaker(), weight=1.0, price=0.0, **fields)
+    return SimpleNamespace(breaker=Breaker(), weight=1.0, inverse_weight=1.0, price=0.0, **fields)
 
 
 def test_consecutive_failures_open_and_a_probe_closes() -> None:
@@ -99,7 +99,7 @@ def test_strategies_order_by_what_they_measure() -> None:
     assert [d.name for d in STRATEGIES["lowest-latency"]([a, b, c], rnd)] == ["c", "a", "b"]
     a.price, b.price, c.price = 15.0, 0.75, 3.0
     assert [d.name for d in STRATEGIES["lowest-cost"]([a, b, c], rnd)] == ["b", "c", "a"]
-    a.weight, b.weight = 9.0, 1.0
+    a.weight, a.inverse_weight = 9.0, 1 / 9.0
     firsts = [STRATEGIES["weighted"]([a, b], rnd)[0].name for _ in range(2000)]
     assert 1650 < firsts.count("a") < 1950  # 9:1
 

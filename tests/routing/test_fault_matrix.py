@@ -36,6 +36,8 @@ FAULTS: dict[str, dict[str, Any] | None] = {
     "always500": {"status": 500},
     "badkey": {"status": 401},
     "badrequest": {"status": 400, "message": "messages: bad"},
+    "stall": {"chunks": 6, "chunk_delay_ms": 800},
+    "slow": {"chunks": 40, "chunk_delay_ms": 50},
 }
 # model -> its deployments (provider names), tried in this order (priorities)
 MODELS: dict[str, list[str]] = {
@@ -56,6 +58,8 @@ MODELS: dict[str, list[str]] = {
     "flappy": ["flap", "ok"],
     "badkey-then-ok": ["badkey", "ok"],
     "bad-request": ["badrequest", "ok"],
+    "stall-then-ok": ["stall", "ok"],
+    "slow-stream": ["slow"],
 }
 
 
@@ -329,3 +333,54 @@ def test_a_flapping_deployment_is_taken_out_and_comes_back(
             break
         time.sleep(0.45)
     assert flappy.breaker.state == "closed"
+
+
+def test_silence_between_chunks_ends_the_stream(
+    resilient: RunningGateway, one_at_a_time: str, leaks: Leaks
+) -> None:
+    resp = post(resilient, one_at_a_time, "stall-then-ok", stream=True)
+    assert resp.status_code == 200 and resp.headers["x-crossway-provider"] == "stall"
+    last = [e for e in resp.text.split("\n\n") if e.strip()][-1]
+    assert '"error"' in last and "ReadTimeout" in last
+    assert record(resilient, resp).status == 502
+
+
+def test_a_client_that_leaves_cancels_upstream_and_frees_its_slot(
+    resilient: RunningGateway, one_at_a_time: str, upstream: SimulatedUpstream, leaks: Leaks
+) -> None:
+    cancelled = upstream.cancelled
+    body = {"model": "slow-stream", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    auth = {"authorization": f"Bearer {one_at_a_time}"}
+    with httpx.stream(
+        "POST", f"{resilient.base_url}/chat/completions", json=body, headers=auth
+    ) as resp:
+        request_id = resp.headers["x-request-id"]
+        for _ in resp.iter_bytes():
+            break  # one chunk, then hang up
+    assert resilient.event(request_id).status == 499
+    deadline = time.monotonic() + 3
+    while upstream.cancelled == cancelled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.cancelled > cancelled
+    assert post(resilient, one_at_a_time, "ok-model").status_code == 200  # the slot is back
+
+
+def test_readiness_and_the_deployments_view(resilient: RunningGateway, one_at_a_time: str) -> None:
+    ready = httpx.get(f"{resilient.root}/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    denied = httpx.get(
+        f"{resilient.root}/admin/deployments", headers={"authorization": f"Bearer {one_at_a_time}"}
+    )
+    assert denied.status_code == 403
+    health = resilient.services.health
+    everything = [d for g in resilient.services.table.deployments.values() for d in g]
+    saved = [(d.breaker.state, d.breaker.open_until) for d in everything]
+    try:
+        for d in everything:
+            health.open_until(d, health.clock() + 60)
+        out = httpx.get(f"{resilient.root}/health/ready")
+        assert out.status_code == 503 and out.json()["deployments_out"] == len(everything)
+        assert httpx.get(f"{resilient.root}/health/live").status_code == 200
+    finally:
+        for d, (state, until) in zip(everything, saved, strict=True):
+            d.breaker.state, d.breaker.open_until = state, until

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -384,3 +385,23 @@ def test_readiness_and_the_deployments_view(resilient: RunningGateway, one_at_a_
     finally:
         for d, (state, until) in zip(everything, saved, strict=True):
             d.breaker.state, d.breaker.open_until = state, until
+
+
+def test_the_anthropic_door_retries_and_falls_back_alike(
+    resilient: RunningGateway, one_at_a_time: str, leaks: Leaks
+) -> None:
+    sdk = anthropic.Anthropic(base_url=resilient.root, api_key=one_at_a_time, max_retries=0)
+    raw = sdk.messages.with_raw_response.create(
+        model="storm-long",
+        max_tokens=20,
+        messages=[{"role": "user", "content": "x"}],
+        extra_body={"models": ["storm-long", "burst500"]},
+    )
+    assert raw.parse().content[0].type == "text"
+    assert raw.http_response.headers["x-crossway-model"] == "burst500"
+    assert raw.http_response.headers["x-crossway-attempts"] == "4"  # 1 + (1 + 2 retries)
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        sdk.messages.create(
+            model="storm-only", max_tokens=20, messages=[{"role": "user", "content": "x"}]
+        )
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]

@@ -18,7 +18,6 @@ the few deliberate deviations listed in `SPEC_PATCHES`. Useful component names: 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable
@@ -27,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from contracts import _short, assert_matches
+from contracts import _short, assert_matches, schema_validator
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 SPEC_FILE = "anthropic.openapi.json"
 SPECS_DIR_ENV = "CROSSWAY_SPECS_DIR"
@@ -162,20 +159,8 @@ def _spec() -> _Json:
 
 
 @cache
-def _registry() -> Registry[Any]:
-    resource = Resource.from_contents(_spec(), default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
-    return registry
-
-
-@cache
 def _validator(schema_name: str) -> Draft202012Validator:
-    schemas = _spec()["components"]["schemas"]
-    if schema_name not in schemas:
-        hint = difflib.get_close_matches(schema_name, schemas, n=3)
-        raise LookupError(f"no schema {schema_name!r} in the Anthropic spec; close: {hint}")
-    ref = {"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"}
-    return Draft202012Validator(ref, registry=_registry())
+    return schema_validator(_spec(), _SPEC_URI, schema_name, "Anthropic")
 
 
 def stream_event_schema(event_type: str) -> str:

@@ -240,21 +240,22 @@ def _spec() -> _Json:
     return spec
 
 
-@cache
-def _registry() -> Registry[Any]:
-    resource = Resource.from_contents(_spec(), default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
-    return registry
+def schema_validator(spec: _Json, uri: str, schema_name: str, label: str) -> Draft202012Validator:
+    """A validator for #/components/schemas/<schema_name> of a spec known under `uri`
+    (shared with anthropic_contracts); LookupError naming close names if there is none."""
+    schemas = spec["components"]["schemas"]
+    if schema_name not in schemas:
+        hint = difflib.get_close_matches(schema_name, schemas, n=3)
+        raise LookupError(f"no schema {schema_name!r} in the {label} spec; close: {hint}")
+    resource = Resource.from_contents(spec, default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(uri, resource)
+    ref = {"$ref": f"{uri}#/components/schemas/{schema_name}"}
+    return Draft202012Validator(ref, registry=registry)
 
 
 @cache
 def _validator(schema_name: str) -> Draft202012Validator:
-    schemas = _spec()["components"]["schemas"]
-    if schema_name not in schemas:
-        hint = difflib.get_close_matches(schema_name, schemas, n=3)
-        raise LookupError(f"no schema {schema_name!r} in the OpenAI spec; close: {hint}")
-    ref = {"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"}
-    return Draft202012Validator(ref, registry=_registry())
+    return schema_validator(_spec(), _SPEC_URI, schema_name, "OpenAI")
 
 
 # --------------------------------------------------------------------------- validation

@@ -38,6 +38,7 @@ from load import ensure_wrk, run_wrk, write_scripts  # noqa: E402
 from machine import machine_info  # noqa: E402
 from procs import Children, post_once, spawn_crossway, spawn_upstream, wait_first_answer  # noqa: E402
 
+from crossway.dialects.common import StreamOptions  # noqa: E402
 from crossway.dialects.registry import ANTHROPIC, OPENAI  # noqa: E402
 from crossway.dialects.sse import EventCutter  # noqa: E402
 from crossway.dialects.translate import StreamTranslator  # noqa: E402
@@ -92,7 +93,7 @@ def check(port: int, path: str, body: bytes, stream: bool) -> None:
 def recorded_shape_stream(dialect: Any, events: int) -> bytes:
     """A text stream of `events` deltas as the dialect's upstream sends it (its own encoder
     writes it: the shapes the golden fixtures pin down)."""
-    encoder = dialect.stream_encoder("m", True)
+    encoder = dialect.stream_encoder("m", StreamOptions())
     canonical: list[Any] = [Start("up-1", "m", Usage(9, 0)), BlockStart(0, "text")]
     canonical += [TextDelta(0, f" word{i}") for i in range(events)]
     canonical += [BlockStop(0), Finish("stop", Usage(9, events))]
@@ -112,7 +113,7 @@ def per_event_costs(events: int) -> dict[str, float]:
             usage.process(cutter.feed(piece))
 
     def translated(source: Any, target: Any) -> None:
-        cutter, translator = EventCutter(), StreamTranslator(source, target, "m", False)
+        cutter, translator = EventCutter(), StreamTranslator(source, target, "m", StreamOptions(False))
         for piece in chop(streams[source.name]):
             translator.feed(cutter.feed(piece))
 

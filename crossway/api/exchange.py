@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from crossway.dialects.common import StreamOptions
 from crossway.dialects.registry import DIALECTS, Dialect
 from crossway.errors import UpstreamError
 from crossway.ir import Usage
@@ -21,10 +22,17 @@ from crossway.routing import Deployment
 
 
 class Exchange:
-    __slots__ = ("_request", "client", "payload", "stream", "wants_usage")
+    __slots__ = ("_request", "client", "json_array", "model", "payload", "stream", "wants_usage")
 
     def __init__(
-        self, client: Dialect, payload: dict[str, Any], stream: bool, wants_usage: bool = True
+        self,
+        client: Dialect,
+        payload: dict[str, Any],
+        stream: bool,
+        wants_usage: bool = True,
+        *,
+        model: str | None = None,
+        json_array: bool = False,
     ) -> None:
         self.client = client
         self.payload = payload
@@ -32,7 +40,17 @@ class Exchange:
         # an OpenAI caller that did not ask for stream usage gets none, even though Crossway
         # asks the upstream for it to meter the request
         self.wants_usage = wants_usage
+        self.model = model  # for formats that name the model in the path (Gemini)
+        self.json_array = json_array  # Gemini without alt=sse
         self._request: ChatRequest | None = None
+
+    @property
+    def stream_options(self) -> StreamOptions:
+        return StreamOptions(include_usage=self.wants_usage, json_array=self.json_array)
+
+    def stream_translated(self, dep: Deployment) -> bool:
+        """Is the stream re-encoded? Also when only its framing differs (a JSON array)."""
+        return self.json_array or self.translated(dep)
 
     def translated(self, dep: Deployment) -> bool:
         return dep.provider.dialect != self.client.name
@@ -41,6 +59,8 @@ class Exchange:
         """The canonical request, decoded on first need (only translated paths need it)."""
         if self._request is None:
             self._request = self.client.decode_request(self.payload)
+            if self.model is not None:
+                self._request.model = self.model
         return self._request
 
     def body_for(self, dep: Deployment) -> bytes:

@@ -39,9 +39,9 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
     try:
         route = await admit(req, route)
         # the first bytes are awaited before answering: until then a failure can fail over
-        sent = await send_upstream(req, route, "chat", exchange, event, stream=True)
+        sent = await send_upstream(req, route, "chat_stream", exchange, event, stream=True)
         resp, dep = sent.resp, sent.dep
-        translated = exchange.translated(dep)
+        translated = exchange.stream_translated(dep)
         content_type = _EVENT_STREAM
         if not translated:
             content_type = resp.headers.get("content-type", "").encode() or _EVENT_STREAM
@@ -102,7 +102,7 @@ async def _pump(
 ) -> tuple[GatewayError | None, bool]:
     """Forward upstream bytes. If the stream broke: the error, and whether upstream said so."""
     client = exchange.client
-    usage = client.passthrough_usage(not exchange.wants_usage)
+    usage = client.passthrough_usage(exchange.stream_options)
     send = req.send
     cutter = EventCutter()
     first = True
@@ -148,7 +148,7 @@ async def _pump_translated(
         upstream,
         exchange.client,
         request.model or dep.upstream_model,
-        exchange.wants_usage,
+        exchange.stream_options,
         dep.provider.redact,
         upstream.renamed_tools(request),
     )
@@ -163,7 +163,7 @@ async def _pump_translated(
                         event.ttft_ms = (time.perf_counter() - req.started) * 1000
                         first = False
                     await _send_body(req, out)
-            out = translator.feed(cutter.finish())
+            out = translator.feed(cutter.finish()) + translator.end()
         except (ConnectionBroken, ReadTimeout) as exc:
             out = translator.fail(_broke(dep, exc))
         if not translator.finished and translator.failure is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -96,3 +97,11 @@ def parse_error(body: bytes) -> dict[str, Any] | None:
         error: dict[str, Any] = data["error"]
         return error
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """How a caller wants its stream written."""
+
+    include_usage: bool = True  # OpenAI: the usage chunk at the end
+    json_array: bool = False  # Gemini without `alt=sse`: one streamed JSON array

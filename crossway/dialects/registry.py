@@ -18,6 +18,13 @@ from crossway.dialects.anthropic import requests as anthropic_requests
 from crossway.dialects.anthropic import responses as anthropic_responses
 from crossway.dialects.anthropic import streams as anthropic_streams
 from crossway.dialects.anthropic import usage as anthropic_usage
+from crossway.dialects.common import StreamOptions
+from crossway.dialects.gemini import errors as gemini_errors
+from crossway.dialects.gemini import passthrough as gemini_passthrough
+from crossway.dialects.gemini import requests as gemini_requests
+from crossway.dialects.gemini import responses as gemini_responses
+from crossway.dialects.gemini import streams as gemini_streams
+from crossway.dialects.gemini import usage as gemini_usage
 from crossway.dialects.openai import requests as openai_requests
 from crossway.dialects.openai import responses as openai_responses
 from crossway.dialects.openai import streams as openai_streams
@@ -32,6 +39,7 @@ from crossway.ir.stream import Event
 class StreamDecoder(Protocol):
     started: bool
     finished: bool
+    ends_at_eof: bool  # the format has no end marker: `done()` at the end of the body
 
     def feed(self, data: Any) -> list[Event]: ...
     def done(self) -> list[Event]: ...
@@ -55,12 +63,12 @@ class Dialect:
     decode_response: Callable[[dict[str, Any]], ChatResponse]
     encode_response: Callable[[ChatResponse, str], dict[str, Any]]
     stream_decoder: Callable[[], StreamDecoder]
-    stream_encoder: Callable[[str, bool], StreamEncoder]  # (model, include usage)
+    stream_encoder: Callable[[str, StreamOptions], StreamEncoder]  # (model, options)
     error_body: Callable[[GatewayError], bytes]
     stream_error_event: Callable[[GatewayError], bytes]
     # pass-through helpers: usage from an answer, usage off a relayed stream, how it ended
     usage_from: Callable[[Any], Usage | None]
-    passthrough_usage: Callable[[bool], PassthroughUsage]  # (strip Crossway's usage chunk)
+    passthrough_usage: Callable[[StreamOptions], PassthroughUsage]
     stream_outcome: Callable[[bytes], str]
     # a pass-through body for an upstream of this same dialect: (payload, model, options,
     # whether the caller asked for stream usage) -> changed in place
@@ -80,11 +88,14 @@ OPENAI = Dialect(
     decode_response=openai_responses.decode_response,
     encode_response=openai_responses.encode_response,
     stream_decoder=openai_streams.StreamDecoder,
-    stream_encoder=openai_streams.StreamEncoder,
+    stream_encoder=lambda model, options: openai_streams.StreamEncoder(
+        model, options.include_usage
+    ),
     error_body=openai_errors.error_body,
     stream_error_event=openai_errors.stream_error_event,
     usage_from=openai_usage.usage_from,
-    passthrough_usage=openai_usage.StreamUsage,
+    # strips the usage chunk Crossway asked for when the caller did not
+    passthrough_usage=lambda options: openai_usage.StreamUsage(not options.include_usage),
     stream_outcome=openai_usage.stream_outcome,
     prepare_passthrough=openai_requests.prepare_passthrough,
     renamed_tools=openai_requests.renamed_tools,
@@ -97,14 +108,31 @@ ANTHROPIC = Dialect(
     decode_response=anthropic_responses.decode_response,
     encode_response=anthropic_responses.encode_response,
     stream_decoder=anthropic_streams.StreamDecoder,
-    stream_encoder=lambda model, include_usage: anthropic_streams.StreamEncoder(model),
+    stream_encoder=lambda model, options: anthropic_streams.StreamEncoder(model),
     error_body=anthropic_errors.error_body,
     stream_error_event=anthropic_errors.stream_error_event,
     usage_from=_anthropic_usage,
-    passthrough_usage=anthropic_passthrough.StreamUsage,
+    passthrough_usage=lambda options: anthropic_passthrough.StreamUsage(),
     stream_outcome=anthropic_passthrough.stream_outcome,
     prepare_passthrough=anthropic_passthrough.prepare_passthrough,
     renamed_tools=lambda request: {},
 )
 
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC)}
+GEMINI = Dialect(
+    name="gemini",
+    decode_request=gemini_requests.decode_request,
+    encode_request=gemini_requests.encode_request,
+    decode_response=gemini_responses.decode_response,
+    encode_response=gemini_responses.encode_response,
+    stream_decoder=gemini_streams.StreamDecoder,
+    stream_encoder=gemini_streams.StreamEncoder,
+    error_body=gemini_errors.error_body,
+    stream_error_event=gemini_errors.stream_error_event,
+    usage_from=gemini_usage.response_usage,
+    passthrough_usage=gemini_passthrough.StreamUsage,
+    stream_outcome=gemini_passthrough.stream_outcome,
+    prepare_passthrough=gemini_passthrough.prepare_passthrough,
+    renamed_tools=lambda request: {},
+)
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC, GEMINI)}

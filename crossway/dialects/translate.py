@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import orjson
 
+from crossway.dialects.common import StreamOptions
 from crossway.dialects.registry import Dialect
 from crossway.dialects.sse import event_data
 from crossway.errors import GatewayError
@@ -25,14 +26,14 @@ class StreamTranslator:
         upstream: Dialect,
         client: Dialect,
         model: str,
-        include_usage: bool,
+        options: StreamOptions,
         redact: Callable[[str], str] = str,
         renamed_tools: dict[str, str] | None = None,
     ) -> None:
         self.renamed_tools = renamed_tools or {}  # names the upstream was given instead
         self.redact = redact  # upstream messages may quote what must not reach the caller
         self.decoder = upstream.stream_decoder()
-        self.encoder = client.stream_encoder(model, include_usage)
+        self.encoder = client.stream_encoder(model, options)
         self.usage: Usage | None = None
         self.failure: GatewayError | None = None
 
@@ -64,6 +65,17 @@ class StreamTranslator:
                     event.error.message = self.redact(event.error.message)
                     self.failure = event.error
                 out.append(encode(event))
+        return b"".join(out)
+
+    def end(self) -> bytes:
+        """The upstream's body ended: a format without an end marker finishes now."""
+        if self.decoder.finished or self.failure is not None or not self.decoder.ends_at_eof:
+            return b""
+        out = []
+        for event in self.decoder.done():
+            if isinstance(event, Finish):
+                self.usage = event.usage
+            out.append(self.encoder.encode(event))
         return b"".join(out)
 
     def fail(self, error: GatewayError) -> bytes:

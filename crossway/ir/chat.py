@@ -62,6 +62,8 @@ class ToolCall:
     id: str
     name: str
     arguments: str  # JSON text, as the model produced it (possibly malformed)
+    # Gemini's opaque `thoughtSignature` of this call, which Gemini 3 wants back with it
+    signature: str | None = None
 
 
 @dataclass(slots=True)

@@ -35,6 +35,7 @@ class BlockStart:
     id: str | None = None  # tool calls
     name: str | None = None
     redacted: str | None = None  # redacted reasoning carries opaque data, no deltas
+    signature: str | None = None  # a tool call's Gemini thoughtSignature
 
 
 @dataclass(slots=True)

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from crossway.config import ProviderConfig
 
 DEFAULT_VERSION = "2023-06-01"
-_PATHS = {"chat": "/v1/messages", "count_tokens": "/v1/messages/count_tokens"}
+_PATHS = {
+    "chat": "/v1/messages",
+    "chat_stream": "/v1/messages",
+    "count_tokens": "/v1/messages/count_tokens",
+}
 _PASSED = (b"anthropic-version", b"anthropic-beta")
 
 

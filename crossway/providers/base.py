@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # operation name -> path under the provider's base URL (OpenAI layout)
 OPENAI_PATHS: dict[str, str] = {
     "chat": "/chat/completions",
+    "chat_stream": "/chat/completions",
     "embeddings": "/embeddings",
 }
 

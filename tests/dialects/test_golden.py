@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from crossway.dialects.common import StreamOptions
 from crossway.dialects.openai.requests import UpstreamOptions
 from crossway.dialects.registry import DIALECTS
 from crossway.dialects.translate import StreamTranslator
@@ -35,11 +36,13 @@ def translate(case: dict[str, Any]) -> Any:
         out = target.encode_response(source.decode_response(case["input"]), case["model"])
         out.pop("created", None)  # the only value that depends on the clock
         return out
-    translator = StreamTranslator(source, target, case["model"], case["include_usage"])
+    options = StreamOptions(case["include_usage"], case.get("json_array", False))
+    translator = StreamTranslator(source, target, case["model"], options)
     raw = case["input"].encode()
     # fed in uneven slices of whole events, as a network would deliver them
     events = [e + b"\n\n" for e in raw.split(b"\n\n") if e.strip()]
     out = b"".join(translator.feed(b"".join(events[i : i + 3])) for i in range(0, len(events), 3))
+    out += translator.end()
     return _CREATED.sub(b'"created":0', out).decode()
 
 

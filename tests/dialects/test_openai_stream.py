@@ -107,7 +107,7 @@ def test_any_split_of_the_bytes_gives_the_same_events(
     assert last_event(joined) == b"data: [DONE]"
     if with_usage:
         assert usage.usage is not None and usage.usage.completion_tokens == len(words)
-        assert (b'"usage"' in joined) == (not strip)
+        assert (b'"usage":' in joined) == (not strip)  # the key, not a word that says usage
     else:
         assert usage.usage is None
 

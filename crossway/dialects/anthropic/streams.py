@@ -60,6 +60,7 @@ _BLOCK_KINDS: dict[str, BlockKind] = {
 
 
 class StreamDecoder:
+    ends_at_eof = False
     """Feed it each event's parsed JSON (its `type` says which event it is)."""
 
     def __init__(self) -> None:

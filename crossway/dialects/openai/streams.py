@@ -34,6 +34,7 @@ from crossway.ir.usage import Usage
 
 
 class StreamDecoder:
+    ends_at_eof = False
     """Feed it each chunk's parsed JSON; `done()` at `[DONE]`."""
 
     def __init__(self) -> None:

@@ -1,0 +1,1 @@
+"""Google's Gemini generateContent wire format: requests, responses, streams, errors."""

@@ -30,9 +30,7 @@ def least_busy(group: list[Deployment], rnd: random.Random) -> list[Deployment]:
 def lowest_latency(group: list[Deployment], rnd: random.Random) -> list[Deployment]:
     """The lowest moving-average latency first; one never measured goes first, to be."""
     draw = rnd.random
-    return sorted(
-        group, key=lambda d: (d.breaker.latency_ms or 0.0, -(draw() ** d.inverse_weight))
-    )
+    return sorted(group, key=lambda d: (d.breaker.latency_ms or 0.0, -(draw() ** d.inverse_weight)))
 
 
 def lowest_cost(group: list[Deployment], rnd: random.Random) -> list[Deployment]:

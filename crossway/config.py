@@ -62,6 +62,11 @@ class ProviderConfig(_Strict):
     ca_file: str | None = None
     # idle keep-alive connections kept open per upstream host
     max_connections: int = Field(1000, ge=1)
+    # Vertex AI: the Google Cloud project and region, and a service-account key file
+    # (else GOOGLE_APPLICATION_CREDENTIALS; or `api_key` for Vertex's API-key mode)
+    project: str | None = None
+    location: str | None = None
+    credentials_file: str | None = None
 
     @field_validator("base_url")
     @classmethod

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from crossway.api import admin, ops
 from crossway.api import anthropic as anthropic_door
+from crossway.api import gemini as gemini_door
 from crossway.api import openai as openai_door
 from crossway.api.auth import token_from
 from crossway.api.http import Receive, Request, Scope, Send
@@ -44,7 +45,7 @@ class CrosswayApp:
         self.exact: dict[str, dict[str, Route]] = {}
         self.prefixed: list[tuple[str, dict[str, Route]]] = []
         doors = [*openai_door.ROUTES, *anthropic_door.ROUTES, *admin.KEY_ROUTES]
-        routes = [*_aliases(doors), *admin.ROUTES, *ops.ROUTES]
+        routes = [*_aliases(doors), *gemini_door.ROUTES, *admin.ROUTES, *ops.ROUTES]
         for route in routes:
             if route.path.endswith("/"):
                 table = next((t for p, t in self.prefixed if p == route.path), None)
@@ -96,12 +97,19 @@ class CrosswayApp:
             req.id_headers = route.id_headers
             if route.auth:
                 token = token_from(
-                    req.header(b"authorization"), req.header(b"api-key") or req.header(b"x-api-key")
+                    req.header(b"authorization"),
+                    req.header(b"api-key")
+                    or req.header(b"x-api-key")
+                    or req.header(b"x-goog-api-key"),
                 )
+                if token is None and route.query_key:
+                    token = req.query.get("key") or None
                 req.principal = await self.services.auth.authenticate(token)
             await route.handler(req)
         except GatewayError as err:
             self._refused(req, route, err)
+            if route is not None and route.map_status is not None:
+                err.status = route.map_status(err.status)
             if not req.response_started:
                 await req.respond_error(err, render)
         except Exception:

@@ -134,15 +134,16 @@ async def _attempt(
         dep.upstream_model,
     )
     body = exchange.body_for(dep)
+    extra = provider.forwarded_headers(req.header)
     health.started(dep)
     started = time.perf_counter()
     verdict = False  # the breaker heard how it went
     kept = False  # the answer goes back to the caller, which releases the slot when done
     try:
         try:
-            resp = await dep.transport.post(
-                dep.url(operation), body, provider.forwarded_headers(req.header)
-            )
+            if provider.dynamic_auth:  # a token that expires: fetched or refreshed here
+                extra += await provider.auth_lines()
+            resp = await dep.transport.post(dep.url(operation), body, extra)
         except UpstreamError as exc:
             health.failure(dep)
             verdict = True

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from crossway.api.embeddings import EmbeddingExchange
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.models import get_model, list_models
@@ -147,7 +148,7 @@ async def embeddings(req: Request) -> None:
     if "input" not in payload:
         raise _missing("input")
     route = services.router.resolve(model, req.header(b"vendor"), fallbacks)
-    await relay_json(req, "embeddings", "embeddings", route, Exchange(OPENAI, payload, False))
+    await relay_json(req, "embeddings", "embeddings", route, EmbeddingExchange(OPENAI, payload))
 
 
 ROUTES = [

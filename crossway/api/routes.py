@@ -23,3 +23,7 @@ class Route:
     # how this front door's callers expect errors to look: (error, request id) -> body
     render_error: Callable[[GatewayError, str | None], bytes] = openai_dialect.error_body
     id_headers: tuple[bytes, ...] = (b"x-request-id",)
+    # the status a caller of this door gets for an error's status (Gemini: 529 -> 503)
+    map_status: Callable[[int], int] | None = None
+    # the key may also come as `?key=` (Google's SDKs and docs use it)
+    query_key: bool = False

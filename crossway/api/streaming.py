@@ -42,7 +42,7 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
         sent = await send_upstream(req, route, "chat_stream", exchange, event, stream=True)
         resp, dep = sent.resp, sent.dep
         translated = exchange.stream_translated(dep)
-        content_type = _EVENT_STREAM
+        content_type = b"application/json" if exchange.json_array else _EVENT_STREAM
         if not translated:
             content_type = resp.headers.get("content-type", "").encode() or _EVENT_STREAM
         headers = req.base_headers()

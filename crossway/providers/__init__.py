@@ -40,6 +40,7 @@ from crossway.providers import (  # noqa: E402
     google,
     mistral,
     openai,
+    vertex,
     volcengine,
     xai,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "openai",
     "providers_from_environment",
     "register",
+    "vertex",
     "volcengine",
     "xai",
 ]

@@ -20,11 +20,16 @@ OPENAI_PATHS: dict[str, str] = {
     "chat": "/chat/completions",
     "chat_stream": "/chat/completions",
     "embeddings": "/embeddings",
+    "embed_one": "/embeddings",  # a Gemini caller's embedContent, translated
+    "embed_batch": "/embeddings",  # ... and batchEmbedContents
 }
 
 
 class Provider:
     vendor: ClassVar[str]  # the registry name, used as `type:` in config and in the vendor header
+    # the vendor a `vendor` pin and the catalog know it as, when that is not its own name
+    # (Vertex AI is `google` to callers and serves the catalog's Google models)
+    family: ClassVar[str | None] = None
     dialect: ClassVar[str] = "openai"
     default_base_url: ClassVar[str | None] = None
     # environment variables that configure this vendor when there is no config file
@@ -59,6 +64,21 @@ class Provider:
         self.upstream_options = UpstreamOptions(self.max_tokens_field, self.stream_usage)
 
     # --- what vendor modules override -------------------------------------------------------
+
+    @property
+    def catalog_vendor(self) -> str:
+        return self.family or self.vendor
+
+    def answers_to(self, pin: str) -> bool:
+        """Does a `vendor` pin (a vendor type or this provider's name) select this one?"""
+        return pin in (self.vendor, self.name) or pin == self.family
+
+    # whether `auth_lines()` must be awaited for every request (tokens that expire)
+    dynamic_auth: ClassVar[bool] = False
+
+    async def auth_lines(self) -> bytes:
+        """Per-request credentials as raw header lines (for `dynamic_auth` providers)."""
+        return b""
 
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}

@@ -18,6 +18,7 @@ from crossway.limits import create_limiter
 from crossway.limits.base import period_start
 from crossway.limits.resp import RespClient
 from crossway.providers import PROVIDER_TYPES, Provider
+from crossway.providers.fetch import FetchPolicy
 from crossway.providers.transport import Transport
 from crossway.routing import BreakerPolicy, Health, ModelTable, RetryPolicy, Router
 from crossway.routing.shared import SharedBreakers
@@ -115,6 +116,12 @@ def build_services(
         router=router,
         health=health,
         shared_breakers=shared,
+        fetch_policy=FetchPolicy(
+            max_bytes=settings.media_fetch.max_bytes,
+            timeout=settings.media_fetch.timeout,
+            allow_private=settings.media_fetch.allow_private,
+            private_hosts=tuple(settings.media_fetch.private_hosts),
+        ),
         retry=RetryPolicy(
             retries=routing.retries,
             backoff_initial=routing.backoff_initial,

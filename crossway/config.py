@@ -88,6 +88,16 @@ class ModelConfig(_Strict):
     aliases: list[str] = Field(default_factory=list)
 
 
+class MediaFetchConfig(_Strict):
+    """Images and PDFs given by URL, fetched by Crossway for upstreams that need the bytes
+    (Google AI Studio). Never from private networks unless allowed here."""
+
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    timeout: float = Field(10.0, gt=0)
+    allow_private: bool = False
+    private_hosts: list[str] = Field(default_factory=list)
+
+
 STRATEGIES = ("weighted", "least-busy", "lowest-latency", "lowest-cost")
 
 
@@ -155,6 +165,7 @@ class Settings(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, str] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=lambda: RoutingConfig())
+    media_fetch: MediaFetchConfig = Field(default_factory=lambda: MediaFetchConfig())
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     log_requests: bool = True
     # write every request's usage record to the database (off: the log lines only)

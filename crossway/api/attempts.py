@@ -133,6 +133,8 @@ async def _attempt(
         provider.vendor,
         dep.upstream_model,
     )
+    if provider.inline_media_urls:
+        await exchange.prepare(dep, req.services.fetch_policy)
     body = exchange.body_for(dep)
     extra = provider.forwarded_headers(req.header)
     health.started(dep)

@@ -13,6 +13,7 @@ from crossway.dialects import embeddings as emb
 from crossway.dialects.common import untranslatable
 from crossway.dialects.registry import Dialect
 from crossway.errors import UpstreamError
+from crossway.providers.fetch import FetchPolicy
 from crossway.ir import Usage
 from crossway.routing import Deployment
 
@@ -26,6 +27,9 @@ class EmbeddingExchange(Exchange):
         encoding = payload.get("encoding_format")
         self.encoding = encoding if isinstance(encoding, str) else "float"
         self.embed: emb.EmbedRequest | None = None
+
+    async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
+        """Embeddings of text carry no media to fetch."""
 
     def canonical(self) -> emb.EmbedRequest:
         if self.embed is None:

@@ -8,16 +8,18 @@ upstream, and the answer is decoded and encoded back the same way.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from typing import Any
 
 import orjson
 
-from crossway.dialects.common import StreamOptions
+from crossway.dialects.common import StreamOptions, invalid
 from crossway.dialects.registry import DIALECTS, Dialect
 from crossway.errors import UpstreamError
 from crossway.ir import Usage
-from crossway.ir.chat import ChatRequest, ToolCall
+from crossway.ir.chat import ChatRequest, Document, Image, ToolCall, ToolResult
+from crossway.providers.fetch import FetchPolicy, FetchRefused, fetch_media
 from crossway.routing import Deployment
 
 
@@ -77,6 +79,24 @@ class Exchange:
         upstream = DIALECTS[provider.dialect]
         body = upstream.encode_request(request, dep.upstream_model, provider.upstream_options)
         return orjson.dumps(body)
+
+    async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
+        """Fetch media given by URL for an upstream that takes only bytes (once each)."""
+        if not (dep.provider.inline_media_urls and self.translated(dep)):
+            return
+        for i, message in enumerate(self.request().messages):
+            for j, part in enumerate(message.parts):
+                items = part.content if isinstance(part, ToolResult) else [part]
+                for item in items:
+                    if isinstance(item, Image | Document) and item.url and item.data is None:
+                        try:
+                            fetched = await fetch_media(item.url, policy)
+                        except FetchRefused as exc:
+                            where = f"messages[{i}].content[{j}]"
+                            raise invalid(where, exc.message, "media_fetch_refused") from None
+                        item.data = base64.b64encode(fetched.data).decode()
+                        item.media_type = fetched.media_type
+                        item.url = None
 
     def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:
         """The upstream's successful answer in the caller's format, and its usage."""

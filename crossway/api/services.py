@@ -10,6 +10,7 @@ from crossway.api.access import Limits
 from crossway.api.auth import Authenticator, KeyRing
 from crossway.catalog import Catalog
 from crossway.config import Settings
+from crossway.providers.fetch import FetchPolicy
 from crossway.providers.transport import Transport
 from crossway.routing import Health, ModelTable, RetryPolicy, Router
 from crossway.routing.shared import SharedBreakers
@@ -28,6 +29,7 @@ class Services:
     health: Health
     retry: RetryPolicy
     shared_breakers: SharedBreakers | None
+    fetch_policy: FetchPolicy  # for media given by URL to upstreams that need the bytes
     usage: UsageRecorder
     auth: Authenticator
     engine: AsyncEngine

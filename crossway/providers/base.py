@@ -73,6 +73,9 @@ class Provider:
         """Does a `vendor` pin (a vendor type or this provider's name) select this one?"""
         return pin in (self.vendor, self.name) or pin == self.family
 
+    # media given by URL must be fetched and sent inline (the upstream cannot read URLs)
+    inline_media_urls: ClassVar[bool] = False
+
     # whether `auth_lines()` must be awaited for every request (tokens that expire)
     dynamic_auth: ClassVar[bool] = False
 

@@ -34,6 +34,7 @@ class Google(Provider):
     api_key_env = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     request_id_header = "x-goog-request-id"
     default_api_version: ClassVar[str] = "v1beta"
+    inline_media_urls = True  # AI Studio reads only its own Files API URIs
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)

@@ -13,8 +13,8 @@ from crossway.dialects import embeddings as emb
 from crossway.dialects.common import untranslatable
 from crossway.dialects.registry import Dialect
 from crossway.errors import UpstreamError
-from crossway.providers.fetch import FetchPolicy
 from crossway.ir import Usage
+from crossway.providers.fetch import FetchPolicy
 from crossway.routing import Deployment
 
 

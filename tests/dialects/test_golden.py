@@ -64,6 +64,9 @@ def test_there_are_goldens_for_every_direction_and_kind() -> None:
     for kind in ("request", "response", "stream"):
         assert (kind, "openai", "anthropic") in seen
         assert (kind, "anthropic", "openai") in seen
+        assert (kind, "openai", "gemini") in seen
+        assert (kind, "gemini", "openai") in seen
+        assert (kind, "gemini", "anthropic") in seen
 
 
 def test_translated_output_parses() -> None:
@@ -76,3 +79,5 @@ def test_translated_output_parses() -> None:
             for line in block.splitlines():
                 if line.startswith("data: ") and line != "data: [DONE]":
                     orjson.loads(line[6:])
+        if case.get("json_array"):
+            orjson.loads(case["expected"])  # one JSON array

@@ -22,6 +22,7 @@ from crossway.dialects.common import (
     split_data_url,
     untranslatable,
 )
+from crossway.dialects.openai.responses import signature_of
 from crossway.ir.chat import (
     Audio,
     ChatRequest,
@@ -195,6 +196,7 @@ def _assistant_parts(raw: dict[str, Any], where: str) -> list[Part]:
                 id=expect(call.get("id"), str, f"{at}.id", "a string"),
                 name=expect(fn.get("name"), str, f"{at}.function.name", "a string"),
                 arguments=_arguments(fn.get("arguments")),
+                signature=signature_of(call),
             )
         )
     fn = raw.get("function_call")

@@ -67,6 +67,7 @@ def decode_response(data: dict[str, Any]) -> ChatResponse:
                 id=str(call.get("id") or made_up_id("call_", data.get("id"), i)),
                 name=str(fn.get("name") or ""),
                 arguments=args if isinstance(args, str) else arguments_text(args),
+                signature=signature_of(call),
             )
         )
     finish = finish_from(choice.get("finish_reason"))
@@ -91,10 +92,7 @@ def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
     calls = [p for p in resp.parts if isinstance(p, ToolCall)]
     if calls:
-        message["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in calls
-        ]
+        message["tool_calls"] = [tool_call(c) for c in calls]
     elif not text:
         message["content"] = ""
     thoughts = [p for p in resp.parts if isinstance(p, Reasoning)]
@@ -120,6 +118,24 @@ def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
     if resp.usage is not None:
         out["usage"] = usage_object(resp.usage)
     return out
+
+
+def tool_call(call: ToolCall) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+    if call.signature:  # Gemini's, where Google's own OpenAI layer puts it
+        out["extra_content"] = {"google": {"thought_signature": call.signature}}
+    return out
+
+
+def signature_of(call: dict[str, Any]) -> str | None:
+    extra = call.get("extra_content")
+    google = extra.get("google") if isinstance(extra, dict) else None
+    sig = google.get("thought_signature") if isinstance(google, dict) else None
+    return sig if isinstance(sig, str) else None
 
 
 def thinking_block(r: Reasoning) -> dict[str, Any]:

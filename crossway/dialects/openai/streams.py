@@ -13,7 +13,12 @@ from typing import Any
 import orjson
 
 from crossway.dialects.openai.errors import stream_error_event
-from crossway.dialects.openai.responses import FINISH_TO_OPENAI, completion_id, finish_from
+from crossway.dialects.openai.responses import (
+    FINISH_TO_OPENAI,
+    completion_id,
+    finish_from,
+    signature_of,
+)
 from crossway.dialects.openai.usage import usage_from, usage_object
 from crossway.errors import UpstreamError
 from crossway.ir.chat import FinishReason
@@ -123,9 +128,8 @@ class StreamDecoder:
             self._next += 1
             self._tools[upstream_index] = index
             self._open = ("tool_call", index)
-            out.append(
-                BlockStart(index, "tool_call", str(call.get("id") or ""), str(fn.get("name") or ""))
-            )
+            ident, name = str(call.get("id") or ""), str(fn.get("name") or "")
+            out.append(BlockStart(index, "tool_call", ident, name, signature=signature_of(call)))
         args = fn.get("arguments")
         if isinstance(args, str) and args:
             # fragments of an earlier, already closed call (interleaving, which no recorded
@@ -170,12 +174,14 @@ class StreamEncoder:
             if event.kind != "tool_call":
                 return b""
             index = self._tool_index[event.index] = len(self._tool_index)
-            call = {
+            call: dict[str, Any] = {
                 "index": index,
                 "id": event.id,
                 "type": "function",
                 "function": {"name": event.name, "arguments": ""},
             }
+            if event.signature:
+                call["extra_content"] = {"google": {"thought_signature": event.signature}}
             return self._chunk({"tool_calls": [call]})
         if isinstance(event, Start):
             self.model = event.model or self.model  # the model that answers, if it says

@@ -108,12 +108,13 @@ def per_event_costs(events: int) -> dict[str, float]:
         return [raw[i : i + 4096] for i in range(0, len(raw), 4096)]
 
     def passthrough(dialect: Any) -> None:
-        cutter, usage = EventCutter(), dialect.passthrough_usage(True)
+        cutter, usage = EventCutter(), dialect.passthrough_usage(StreamOptions(False))
         for piece in chop(streams[dialect.name]):
             usage.process(cutter.feed(piece))
 
     def translated(source: Any, target: Any) -> None:
-        cutter, translator = EventCutter(), StreamTranslator(source, target, "m", StreamOptions(False))
+        translator = StreamTranslator(source, target, "m", StreamOptions(False))
+        cutter = EventCutter()
         for piece in chop(streams[source.name]):
             translator.feed(cutter.feed(piece))
 

@@ -80,8 +80,9 @@ class ModelTable:
 
         for provider in providers.values():
             if provider.catalog_models:
-                for info in catalog.served_by(provider.vendor):
-                    add(info.id, provider, info.vendors[provider.vendor])
+                vendor = provider.catalog_vendor
+                for info in catalog.served_by(vendor):
+                    add(info.id, provider, info.vendors[vendor])
             listed = provider.config.models
             pairs = listed.items() if isinstance(listed, dict) else ((m, m) for m in listed)
             for public, upstream in pairs:
@@ -93,7 +94,7 @@ class ModelTable:
             known = catalog.get(model)
             for dep in cfg.deployments:
                 provider = providers[dep.provider]
-                named = dep.model or (known.vendors.get(provider.vendor) if known else None)
+                named = dep.model or (known.vendors.get(provider.catalog_vendor) if known else None)
                 add(model, provider, named or model, dep.weight, dep.priority)
             for alias in cfg.aliases:
                 table.aliases[alias] = model

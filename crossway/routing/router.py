@@ -93,9 +93,7 @@ class Router:
             raise self._unknown_model(requested_name)
         deployments = self.table.deployments[model]
         if pin is not None:
-            deployments = [
-                d for d in deployments if d.provider.vendor == pin or d.provider.name == pin
-            ]
+            deployments = [d for d in deployments if d.provider.answers_to(pin)]
             if not deployments:
                 serving = sorted({d.provider.name for d in self.table.deployments[model]})
                 raise InvalidRequest(

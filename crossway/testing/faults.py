@@ -26,6 +26,14 @@ API's wire format: `status` answers `{"type":"error","error":{"type":...}}` (529
 overloaded_error, see `crossway.testing.anthropic`), `error_after` sends an
 `event: error` overloaded_error event, and `chunks`, `cut_after` and `error_after` count that
 stream's events and text deltas. `no_usage` is OpenAI-only: Anthropic always reports usage.
+
+On Gemini paths (`.../models/{model}:{action}`, see `crossway.testing.gemini`) the body's
+`simulate` field is accepted next to the real fields. `status` answers
+`{"error":{"code":N,"message":...,"status":"RESOURCE_EXHAUSTED"}}` (the google.rpc name of the
+status), with `retry-after` and a RetryInfo detail when `retry_after` is set; `error_after` sends
+`data: {"error":{"code":503,...,"status":"UNAVAILABLE"}}` (in a JSON-array stream, that object as
+the last element); `chunks` counts text chunks, `cut_after` and `error_after` count stream chunks.
+Gemini always reports usage.
 """
 
 from __future__ import annotations

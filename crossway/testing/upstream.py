@@ -3,7 +3,9 @@
 It answers on any path ending in `/chat/completions` or `/embeddings`, so one server stands in
 for every OpenAI-format vendor (OpenAI `/v1/...`, Azure `/openai/deployments/{d}/...?api-version`,
 Ark `/api/v3/...`). It also speaks Anthropic's Messages API on any path ending in `/messages`
-or `/messages/count_tokens` (see `crossway.testing.anthropic`). Answers say they are simulated.
+or `/messages/count_tokens` (see `crossway.testing.anthropic`), and Google's Gemini API on any
+path with `/models/{model}:{action}`, AI Studio's and Vertex's (see `crossway.testing.gemini`).
+Answers say they are simulated.
 It records what it was sent (`requests`) and counts answers whose client went away
 (`cancelled`), for tests. Faults per request: see `crossway.testing.faults`.
 
@@ -24,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from crossway.testing import anthropic, replies
+from crossway.testing import anthropic, gemini, replies
 from crossway.testing.faults import Faults
 from crossway.testing.server import Cut, HTTPServer, Reply, Request
 
@@ -126,6 +128,8 @@ class SimulatedUpstream:
     def _authorized(self, request: Request) -> bool:
         if self.api_keys is None or request.path.startswith(self.open_prefixes):
             return True
+        if gemini.handles(request.path):
+            return bool(gemini.credentials(request) & self.api_keys)
         auth = request.headers.get("authorization", "")
         given = {
             auth[7:] if auth.lower().startswith("bearer ") else "",
@@ -169,6 +173,8 @@ class SimulatedUpstream:
         """An error in the wire format of the API the path belongs to."""
         if anthropic.handles(request.path):
             return anthropic.error(status, message, anthropic.request_id(request.body))
+        if gemini.handles(request.path):
+            return gemini.refuse(request, status, message)
         return _error(status, message)
 
     async def _counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -197,6 +203,8 @@ class SimulatedUpstream:
             await asyncio.sleep(faults.latency_ms / 1000)
         if anthropic.handles(request.path):
             return anthropic.answer(request, body, faults, self._play)
+        if gemini.handles(request.path):
+            return gemini.answer(request, body, faults, self._play)
         rid = "sim-" + replies.request_id(request.body)
         if faults.status:
             headers = {"x-request-id": rid}

@@ -7,7 +7,7 @@ else by name in order. Encoding writes camelCase, keeps call/response turns pair
 responses of one turn in one content), hoists system text into `systemInstruction`, sends
 JSON Schemas as `parametersJsonSchema` / `responseJsonSchema`, and gives each function call
 of a turn the `thoughtSignature` it came with (or, for another vendor's history, the value
-Google documents for that case on the first call of the turn).
+Google documents for that case).
 """
 
 from __future__ import annotations
@@ -326,16 +326,12 @@ def _encode_contents(req: ChatRequest) -> list[dict[str, Any]]:
     for i, message in enumerate(req.messages):
         role = "model" if message.role == "assistant" else "user"
         parts: list[dict[str, Any]] = []
-        first_call = True
         for j, part in enumerate(message.parts):
             encoded = _encode_part(part, f"messages[{i}].content[{j}]", names)
             if encoded is None:
                 continue
             if isinstance(part, ToolCall):
-                signature = part.signature or (SKIP_SIGNATURE if first_call else None)
-                if signature:
-                    encoded["thoughtSignature"] = signature
-                first_call = False
+                encoded["thoughtSignature"] = part.signature or SKIP_SIGNATURE
             parts.append(encoded)
         if not parts:
             parts = [{"text": " "}]

@@ -116,8 +116,8 @@ class RunningGateway:
 
 
 def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
-    """Every vendor pointed at the simulated upstream (it speaks OpenAI's and Anthropic's
-    formats)."""
+    """Every vendor pointed at the simulated upstream (it speaks OpenAI's, Anthropic's and
+    Gemini's formats)."""
     key = UPSTREAM_KEY
     data: dict[str, Any] = {
         "master_key": MASTER_KEY,
@@ -125,6 +125,14 @@ def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
         "providers": {
             "openai": {"type": "openai", "api_key": key, "base_url": f"{upstream_url}/v1"},
             "anthropic": {"type": "anthropic", "api_key": key, "base_url": upstream_url},
+            "google": {"type": "google", "api_key": key, "base_url": upstream_url},
+            "vertex": {
+                "type": "vertex",
+                "api_key": key,  # Vertex's API-key mode: /v1/publishers/google/models/...
+                "base_url": upstream_url,
+                "models": {"gemini-on-vertex": "gemini-2.5-flash"},
+                "catalog_models": False,
+            },
             "azure-eu": {
                 "type": "azure",
                 "api_key": key,

@@ -61,6 +61,7 @@ class Exchange:
         """The canonical request, decoded on first need (only translated paths need it)."""
         if self._request is None:
             self._request = self.client.decode_request(self.payload)
+            self._request.stream = self.stream  # Gemini says it in the path, not the body
             if self.model is not None:
                 self._request.model = self.model
         return self._request

@@ -33,8 +33,7 @@ def test_sdk_lists_what_the_caller_can_use(gateway: RunningGateway, client: open
         "doubao-seed-1-6",
     } <= set(models)
     assert "claude-sonnet-4-6" in models  # the Anthropic provider's catalog models
-    # not served: no google provider is configured in this gateway
-    assert not any(m.startswith("gemini") for m in models)
+    assert "gemini-2.5-flash" in models and "gemini-on-vertex" in models
     gpt4o: Any = models["gpt-4o"]
     assert gpt4o.owned_by == "openai" and gpt4o.created > 1_600_000_000
     assert gpt4o.context_length == 128000

@@ -4,7 +4,7 @@
 
 One Crossway in front of the simulated upstream, with two providers on it: `sim` speaks
 OpenAI's format (model `bench-model`), `sim-anthropic` Anthropic's (model `bench-claude`).
-Both make the upstream answer with exactly 20 text chunks (an `x-simulate` provider header,
+All three make the upstream answer with exactly 20 text chunks (an `x-simulate` provider header,
 since a translated body drops the `simulate` field). wrk runs at 32 connections, interleaved
 round by round, for each client format against each upstream format, plain and streaming:
 
@@ -39,7 +39,7 @@ from machine import machine_info  # noqa: E402
 from procs import Children, post_once, spawn_crossway, spawn_upstream, wait_first_answer  # noqa: E402
 
 from crossway.dialects.common import StreamOptions  # noqa: E402
-from crossway.dialects.registry import ANTHROPIC, OPENAI  # noqa: E402
+from crossway.dialects.registry import ANTHROPIC, GEMINI, OPENAI  # noqa: E402
 from crossway.dialects.sse import EventCutter  # noqa: E402
 from crossway.dialects.translate import StreamTranslator  # noqa: E402
 from crossway.ir import Usage  # noqa: E402
@@ -48,19 +48,23 @@ from crossway.ir.stream import BlockStart, BlockStop, Finish, Start, TextDelta  
 CLAUDE = "bench-claude"
 CHUNKS = '{"chunks": 20}'
 MESSAGES = [{"role": "user", "content": "Summarise the plot of Hamlet in two sentences, please."}]
-# (client format, upstream format) -> (path, body without `stream`)
-PATHS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
-    ("openai", "openai"): ("/v1/chat/completions", {"model": MODEL, "messages": MESSAGES}),
-    ("openai", "anthropic"): ("/v1/chat/completions", {"model": CLAUDE, "messages": MESSAGES}),
-    ("anthropic", "anthropic"): (
-        "/v1/messages",
-        {"model": CLAUDE, "max_tokens": 256, "messages": MESSAGES},
-    ),
-    ("anthropic", "openai"): (
-        "/v1/messages",
-        {"model": MODEL, "max_tokens": 256, "messages": MESSAGES},
-    ),
-}
+GEMINI_MODEL = "bench-gemini"
+FORMATS = ("openai", "anthropic", "gemini")
+MODEL_OF = {"openai": MODEL, "anthropic": CLAUDE, "gemini": GEMINI_MODEL}
+
+
+def request(client: str, upstream: str, stream: bool) -> tuple[str, dict[str, Any]]:
+    """The path and body of one scenario: this client format asking a model of that format."""
+    model = MODEL_OF[upstream]
+    if client == "openai":
+        return "/v1/chat/completions", {"model": model, "messages": MESSAGES, "stream": stream}
+    if client == "anthropic":
+        body = {"model": model, "max_tokens": 256, "messages": MESSAGES, "stream": stream}
+        return "/v1/messages", body
+    action = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    contents = [{"role": "user", "parts": [{"text": MESSAGES[0]["content"]}]}]
+    body = {"contents": contents, "generationConfig": {"maxOutputTokens": 256}}
+    return f"/v1beta/models/{model}:{action}", body
 
 
 def config(workdir: Path, upstream_port: int) -> Path:
@@ -74,6 +78,8 @@ def config(workdir: Path, upstream_port: int) -> Path:
         f"headers: {{x-simulate: '{CHUNKS}'}}}}\n"
         f'  sim-anthropic: {{type: anthropic, api_key: sk-sim, base_url: "{base}", '
         f"models: [{CLAUDE}], catalog_models: false, headers: {{x-simulate: '{CHUNKS}'}}}}\n"
+        f'  sim-google: {{type: google, api_key: sk-sim, base_url: "{base}", '
+        f"models: [{GEMINI_MODEL}], catalog_models: false, headers: {{x-simulate: '{CHUNKS}'}}}}\n"
     )
     return path
 
@@ -102,7 +108,7 @@ def recorded_shape_stream(dialect: Any, events: int) -> bytes:
 
 def per_event_costs(events: int) -> dict[str, float]:
     """Microseconds per stream event, no network: pass-through and translated, each way."""
-    streams = {d.name: recorded_shape_stream(d, events) for d in (OPENAI, ANTHROPIC)}
+    streams = {d.name: recorded_shape_stream(d, events) for d in (OPENAI, ANTHROPIC, GEMINI)}
 
     def chop(raw: bytes) -> list[bytes]:  # as the network delivers it: 4 KB reads
         return [raw[i : i + 4096] for i in range(0, len(raw), 4096)]
@@ -118,12 +124,14 @@ def per_event_costs(events: int) -> dict[str, float]:
         for piece in chop(streams[source.name]):
             translator.feed(cutter.feed(piece))
 
-    cases = {
-        "openai pass-through": lambda: passthrough(OPENAI),
-        "anthropic pass-through": lambda: passthrough(ANTHROPIC),
-        "anthropic->openai translated": lambda: translated(ANTHROPIC, OPENAI),
-        "openai->anthropic translated": lambda: translated(OPENAI, ANTHROPIC),
-    }
+    cases: dict[str, Any] = {}
+    for source in (OPENAI, ANTHROPIC, GEMINI):
+        cases[f"{source.name} pass-through"] = lambda s=source: passthrough(s)
+    for source in (OPENAI, ANTHROPIC, GEMINI):
+        for target in (OPENAI, ANTHROPIC, GEMINI):
+            if source is not target:
+                name = f"{source.name} upstream -> {target.name} client, translated"
+                cases[name] = lambda s=source, t=target: translated(s, t)
     out = {}
     for name, run in cases.items():
         samples = []
@@ -154,17 +162,19 @@ def main() -> None:
         results["machine"] = machine_info(wrk)
         upstream = spawn_upstream(kids)
         crossway = spawn_crossway(kids, config(workdir, upstream.port), "crossway", "uvicorn")
-        plain = json.dumps(PATHS[("openai", "openai")][1]).encode()
+        plain = json.dumps(request("openai", "openai", False)[1]).encode()
         wait_first_answer(crossway, plain)
         say(f"crossway ready on :{crossway.port}")
         bodies: dict[str, bytes] = {}
         paths: dict[str, str] = {}
-        for (client, upstream_format), (path, body) in PATHS.items():
-            for stream in (False, True):
-                name = scenario_name(client, upstream_format, stream)
-                bodies[name] = json.dumps({**body, "stream": stream}).encode()
-                paths[name] = path
-                check(crossway.port, path, bodies[name], stream)
+        for client in FORMATS:
+            for upstream_format in FORMATS:
+                for stream in (False, True):
+                    name = scenario_name(client, upstream_format, stream)
+                    path, body = request(client, upstream_format, stream)
+                    bodies[name] = json.dumps(body).encode()
+                    paths[name] = path
+                    check(crossway.port, path, bodies[name], stream)
         luas = write_scripts(
             workdir, {n.replace(">", "").replace(" ", "_"): b for n, b in bodies.items()}
         )

@@ -92,7 +92,12 @@ def event_payloads(raw_events: bytes) -> list[bytes]:
         raw_events = raw_events.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     out = []
     for raw in raw_events.split(b"\n\n"):
-        data = event_data(raw)
+        # the common case: one `data:` line, last in its event (after an `event:` line)
+        at = raw.find(b"data:")
+        if at >= 0 and raw.find(b"\n", at) < 0 and (at == 0 or raw[at - 1] == 10):
+            data = raw[at + 5 :].lstrip(b" ")
+        else:
+            data = event_data(raw) or b""
         if data:
             out.append(data)
     return out

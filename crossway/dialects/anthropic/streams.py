@@ -229,8 +229,12 @@ class StreamEncoder:
         out = self._index.get(index)
         if out is None or out != self._open:
             return b""  # a block that is no longer open cannot take more in this format
-        data = {"type": "content_block_delta", "index": out, "delta": delta}
-        return _event(b"content_block_delta", data)
+        return (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":'
+            % out
+            + orjson.dumps(delta)
+            + b"}\n\n"
+        )
 
     def _block_start(self, event: BlockStart) -> bytes:
         prefix = b""

@@ -40,6 +40,7 @@ from crossway.ir.chat import (
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # for calls made by another vendor
 _KNOWN = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig"}
 _SNAKE = re.compile(r"([A-Z])")
+_SNAKE_NAMES: dict[str, str] = {}
 _BY_ENDING = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
               "webp": "image/webp", "pdf": "application/pdf"}  # fmt: skip
 _LEVEL_EFFORT = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
@@ -49,7 +50,10 @@ def get(data: dict[str, Any], camel: str) -> Any:
     """A field by its camelCase name, or its snake_case one."""
     if camel in data:
         return data[camel]
-    return data.get(_SNAKE.sub(r"_\1", camel).lower())
+    snake = _SNAKE_NAMES.get(camel)
+    if snake is None:  # names are few: each converted once (this runs per stream chunk)
+        snake = _SNAKE_NAMES[camel] = _SNAKE.sub(r"_\1", camel).lower()
+    return data.get(snake)
 
 
 def camel(name: str) -> str:

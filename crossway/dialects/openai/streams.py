@@ -146,6 +146,8 @@ class StreamEncoder:
         self._base: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}
         self._reasoning: list[str] = []  # the open reasoning block's text, for its signature
+        self._head: bytes | None = None
+        self._tail = b""
 
     def encode(self, event: Event) -> bytes:
         if isinstance(event, TextDelta):
@@ -185,6 +187,7 @@ class StreamEncoder:
             return self._chunk({"tool_calls": [call]})
         if isinstance(event, Start):
             self.model = event.model or self.model  # the model that answers, if it says
+            self._head = None
             self._base = {
                 "id": completion_id(event.id or "crossway"),
                 "object": "chat.completion.chunk",
@@ -203,7 +206,16 @@ class StreamEncoder:
         return b""  # BlockStop: nothing to say in this format
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        chunk = {
+        # the chunk's fixed parts are bytes made once per stream; only the delta is encoded
+        if self._head is None:
+            self._head = (
+                b"data: " + orjson.dumps(self._base)[:-1] + b',"choices":[{"index":0,"delta":'
+            )
+            tail = b',"logprobs":null,"finish_reason":null}]'
+            self._tail = tail + (b',"usage":null}\n\n' if self.include_usage else b"}\n\n")
+        if finish is None:
+            return self._head + orjson.dumps(delta) + self._tail
+        chunk: dict[str, Any] = {
             **self._base,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }

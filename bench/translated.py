@@ -1,6 +1,7 @@
 """What translating between wire formats costs: the same Crossway, pass-through beside translated.
 
     .venv/bin/python bench/translated.py [--duration S] [--rounds R] [--events N] [--out F]
+                                         [--client openai|anthropic|gemini]
 
 One Crossway in front of the simulated upstream, with two providers on it: `sim` speaks
 OpenAI's format (model `bench-model`), `sim-anthropic` Anthropic's (model `bench-claude`).
@@ -149,6 +150,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--client", choices=FORMATS, default=None, help="only this client format's paths"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="crossway-bench-translated-"))
     kids = Children(workdir)
@@ -167,7 +171,7 @@ def main() -> None:
         say(f"crossway ready on :{crossway.port}")
         bodies: dict[str, bytes] = {}
         paths: dict[str, str] = {}
-        for client in FORMATS:
+        for client in FORMATS if args.client is None else (args.client,):
             for upstream_format in FORMATS:
                 for stream in (False, True):
                     name = scenario_name(client, upstream_format, stream)

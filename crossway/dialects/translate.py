@@ -15,7 +15,17 @@ from crossway.dialects.registry import Dialect
 from crossway.dialects.sse import event_data
 from crossway.errors import GatewayError
 from crossway.ir import Usage
-from crossway.ir.stream import BlockStart, Failed, Finish, Start
+from crossway.ir.stream import (
+    BlockStart,
+    Failed,
+    Finish,
+    ReasoningDelta,
+    Start,
+    TextDelta,
+    ToolArgsDelta,
+)
+
+_DELTAS = frozenset({TextDelta, ReasoningDelta, ToolArgsDelta})
 
 
 class StreamTranslator:
@@ -55,6 +65,9 @@ class StreamTranslator:
                 except orjson.JSONDecodeError:
                     continue  # a keep-alive or a line we cannot read: nothing to pass on
             for event in events:
+                if type(event) in _DELTAS:  # most events: nothing to note, straight through
+                    out.append(encode(event))
+                    continue
                 if isinstance(event, Finish):
                     self.usage = event.usage
                 elif isinstance(event, BlockStart) and event.name in self.renamed_tools:

@@ -1,5 +1,7 @@
 """Gemini GenerateContentResponse ⇄ the canonical `ChatResponse`.
 
+Answers come from Google's servers, always in camelCase (only requests need snake_case read).
+
 Gemini says STOP for an answer that calls tools, so a decoded answer with calls finishes as
 `tool_calls`, as every other dialect expects (MAX_TOKENS and safety reasons are kept).
 """
@@ -9,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from crossway.dialects.common import made_up_id
-from crossway.dialects.gemini.requests import get
 from crossway.dialects.gemini.usage import usage_from, usage_object
 from crossway.ir.chat import (
     ChatResponse,
@@ -53,8 +54,8 @@ def decode_parts(parts: Any, response_id: str, start: int = 0) -> list[Part]:
     for i, part in enumerate(parts or (), start):
         if not isinstance(part, dict):
             continue
-        signature = get(part, "thoughtSignature")
-        call = get(part, "functionCall")
+        signature = part.get("thoughtSignature")
+        call = part.get("functionCall")
         if isinstance(call, dict):
             name = str(call.get("name") or "")
             out.append(
@@ -73,22 +74,22 @@ def decode_parts(parts: Any, response_id: str, start: int = 0) -> list[Part]:
 
 
 def decode_response(data: dict[str, Any]) -> ChatResponse:
-    response_id = str(get(data, "responseId") or "")
+    response_id = str(data.get("responseId") or "")
     candidates = data.get("candidates") or []
     first = candidates[0] if candidates and isinstance(candidates[0], dict) else {}
     content = first.get("content") or {}
     parts = decode_parts(content.get("parts"), response_id)
     saw_tool = any(isinstance(p, ToolCall) for p in parts)
-    finish = finish_from(get(first, "finishReason"), saw_tool)
-    feedback = get(data, "promptFeedback")
-    if not candidates and isinstance(feedback, dict) and get(feedback, "blockReason"):
+    finish = finish_from(first.get("finishReason"), saw_tool)
+    feedback = data.get("promptFeedback")
+    if not candidates and isinstance(feedback, dict) and feedback.get("blockReason"):
         finish = "content_filter"
     return ChatResponse(
         id=response_id,
-        model=str(get(data, "modelVersion") or ""),
+        model=str(data.get("modelVersion") or ""),
         parts=parts,
         finish=finish,
-        usage=usage_from(get(data, "usageMetadata")),
+        usage=usage_from(data.get("usageMetadata")),
     )
 
 

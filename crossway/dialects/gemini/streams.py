@@ -17,7 +17,6 @@ import orjson
 
 from crossway.dialects.common import StreamOptions
 from crossway.dialects.gemini.errors import error_object
-from crossway.dialects.gemini.requests import get
 from crossway.dialects.gemini.responses import FINISH_TO_GEMINI, call_id, finish_from
 from crossway.dialects.gemini.usage import usage_from, usage_object
 from crossway.errors import UpstreamError
@@ -34,7 +33,6 @@ from crossway.ir.stream import (
     TextDelta,
     ToolArgsDelta,
 )
-from crossway.ir.usage import Usage
 
 
 class StreamDecoder:
@@ -47,7 +45,7 @@ class StreamDecoder:
         self._next = 0
         self._calls = 0
         self._finish: Any = None
-        self._usage: Usage | None = None
+        self._raw_usage: Any = None
         self._saw_tool = False
         self._response_id = ""
 
@@ -70,21 +68,21 @@ class StreamDecoder:
         out: list[Event] = []
         if not self.started:
             self.started = True
-            self._response_id = str(get(data, "responseId") or os.urandom(8).hex())
-            out.append(Start(self._response_id, str(get(data, "modelVersion") or "")))
-        raw_usage = get(data, "usageMetadata")
-        if isinstance(raw_usage, dict) and raw_usage.get("totalTokenCount") is not None:
-            self._usage = usage_from(raw_usage)
+            self._response_id = str(data.get("responseId") or os.urandom(8).hex())
+            out.append(Start(self._response_id, str(data.get("modelVersion") or "")))
+        raw_usage = data.get("usageMetadata")
+        if raw_usage is not None:  # the last one with a total is read at the end
+            self._raw_usage = raw_usage
         candidates = data.get("candidates") or []
-        feedback = get(data, "promptFeedback")
-        if not candidates and isinstance(feedback, dict) and get(feedback, "blockReason"):
+        feedback = data.get("promptFeedback")
+        if not candidates and isinstance(feedback, dict) and feedback.get("blockReason"):
             self._finish = "SAFETY"
         if candidates and isinstance(candidates[0], dict):
             candidate = candidates[0]
             for part in (candidate.get("content") or {}).get("parts") or ():
                 if isinstance(part, dict):
                     self._part(part, out)
-            reason = get(candidate, "finishReason")
+            reason = candidate.get("finishReason")
             if reason:
                 self._finish = reason
         return out
@@ -95,11 +93,13 @@ class StreamDecoder:
         out: list[Event] = []
         self._close(out)
         self.finished = True
-        out.append(Finish(finish_from(self._finish, self._saw_tool), self._usage))
+        raw = self._raw_usage
+        usage = usage_from(raw) if isinstance(raw, dict) and "totalTokenCount" in raw else None
+        out.append(Finish(finish_from(self._finish, self._saw_tool), usage))
         return out
 
     def _part(self, part: dict[str, Any], out: list[Event]) -> None:
-        call = get(part, "functionCall")
+        call = part.get("functionCall")
         if isinstance(call, dict):
             self._close(out)
             index, name = self._next, str(call.get("name") or "")
@@ -107,7 +107,7 @@ class StreamDecoder:
             ident = str(call.get("id") or call_id(self._response_id, self._calls, name))
             self._calls += 1
             self._saw_tool = True
-            signature = get(part, "thoughtSignature")
+            signature = part.get("thoughtSignature")
             out.append(BlockStart(index, "tool_call", ident, name, signature=signature))
             out.append(ToolArgsDelta(index, orjson.dumps(call.get("args") or {}).decode()))
             out.append(BlockStop(index))

@@ -369,3 +369,39 @@ def test_an_image_url_is_fetched_for_ai_studio(
                 ],
             )
         assert "private" in str(refused.value)
+
+
+def test_vertex_answers_to_the_google_pin_and_claude_clients_send_images(
+    gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "pinned"}]}]}
+    pinned = httpx.post(
+        f"{gateway.root}/v1beta/models/gemini-on-vertex:generateContent",
+        headers={"x-goog-api-key": MASTER_KEY, "vendor": "google"},
+        json=body,
+    )
+    assert pinned.status_code == 200 and pinned.headers["x-crossway-provider"] == "vertex"
+    assert sent_to(upstream, "/publishers/google/models/gemini-2.5-flash:generateContent")
+    sdk = anthropic.Anthropic(base_url=gateway.root, api_key=MASTER_KEY, max_retries=0)
+    png = base64.b64encode(PNG).decode()
+    with sdk.messages.stream(
+        model="gemini-2.5-flash",
+        max_tokens=100,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is it"},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": png},
+                    },
+                ],
+            }
+        ],
+    ) as stream:
+        text = "".join(stream.text_stream)
+    assert "received: 1 inlineData" in text
+    sent = sent_to(upstream, "gemini-2.5-flash:streamGenerateContent")
+    assert sent.query.get("alt") == "sse"
+    validate_gemini_request(sent.body)

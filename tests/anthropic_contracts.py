@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from contracts import _short, assert_matches, schema_validator
+from contracts import _short, apply_patches, assert_matches, schema_validator
 from jsonschema import Draft202012Validator
 
 SPEC_FILE = "anthropic.openapi.json"
@@ -126,14 +126,7 @@ SPEC_PATCHES: tuple[tuple[str, Callable[[_Json], _Json], str], ...] = (
 
 
 def _apply_patches(spec: _Json) -> None:
-    for pointer, transform, _why in SPEC_PATCHES:
-        *parents, last = pointer.strip("/").split("/")
-        node: Any = spec
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or not isinstance(node.get(last), dict):
-            raise RuntimeError(f"spec patch target {pointer} not found; review SPEC_PATCHES")
-        node[last] = transform(node[last])
+    apply_patches(spec, SPEC_PATCHES)
 
 
 # --------------------------------------------------------------------------- loading

@@ -83,7 +83,13 @@ SPEC_PATCHES: tuple[tuple[str, Callable[[_Json], _Json], str], ...] = (
 
 
 def _apply_patches(spec: _Json) -> None:
-    for pointer, transform, _why in SPEC_PATCHES:
+    apply_patches(spec, SPEC_PATCHES)
+
+
+def apply_patches(spec: _Json, patches: Any) -> None:
+    """Apply (JSON pointer, transform, why) patches; a pointer that is gone fails loudly
+    (shared with anthropic_contracts)."""
+    for pointer, transform, _why in patches:
         *parents, last = pointer.strip("/").split("/")
         node: Any = spec
         for part in parents:

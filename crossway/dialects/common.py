@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from crossway.errors import InvalidRequest
+from crossway.ir.stream import BlockKind, BlockStart, BlockStop, Event
 
 
 def invalid(param: str, message: str, code: str | None = None) -> InvalidRequest:
@@ -105,3 +106,34 @@ class StreamOptions:
 
     include_usage: bool = True  # OpenAI: the usage chunk at the end
     json_array: bool = False  # Gemini without `alt=sse`: one streamed JSON array
+
+
+class Blocks:
+    """The block numbering of a stream decoder: one open block at a time, numbered 0, 1, 2…
+    (the canonical stream grammar), opened and closed as a dialect's deltas change kind."""
+
+    __slots__ = ("next", "open")
+
+    def __init__(self) -> None:
+        self.open: tuple[BlockKind, int] | None = None  # (kind, index) of the open block
+        self.next = 0
+
+    def ensure(self, kind: BlockKind, out: list[Event]) -> int:
+        """The index of an open block of this kind, opening one (closing another) if needed."""
+        if self.open is not None and self.open[0] == kind:
+            return self.open[1]
+        self.close(out)
+        index = self.take()
+        self.open = (kind, index)
+        out.append(BlockStart(index, kind))
+        return index
+
+    def take(self) -> int:
+        index = self.next
+        self.next += 1
+        return index
+
+    def close(self, out: list[Event]) -> None:
+        if self.open is not None:
+            out.append(BlockStop(self.open[1]))
+            self.open = None

@@ -15,14 +15,13 @@ from typing import Any
 
 import orjson
 
-from crossway.dialects.common import StreamOptions
+from crossway.dialects.common import Blocks, StreamOptions
 from crossway.dialects.gemini.errors import error_object
 from crossway.dialects.gemini.responses import FINISH_TO_GEMINI, call_id, finish_from
 from crossway.dialects.gemini.usage import usage_from, usage_object
 from crossway.errors import UpstreamError
 from crossway.ir.chat import arguments_object
 from crossway.ir.stream import (
-    BlockKind,
     BlockStart,
     BlockStop,
     Event,
@@ -41,8 +40,7 @@ class StreamDecoder:
     def __init__(self) -> None:
         self.started = False
         self.finished = False
-        self._open: tuple[BlockKind, int] | None = None
-        self._next = 0
+        self._blocks = Blocks()
         self._calls = 0
         self._finish: Any = None
         self._raw_usage: Any = None
@@ -91,7 +89,7 @@ class StreamDecoder:
         if not self.started or self._finish is None:
             return []  # cut before its finish reason: the relay reports it incomplete
         out: list[Event] = []
-        self._close(out)
+        self._blocks.close(out)
         self.finished = True
         raw = self._raw_usage
         usage = usage_from(raw) if isinstance(raw, dict) and "totalTokenCount" in raw else None
@@ -101,9 +99,8 @@ class StreamDecoder:
     def _part(self, part: dict[str, Any], out: list[Event]) -> None:
         call = part.get("functionCall")
         if isinstance(call, dict):
-            self._close(out)
-            index, name = self._next, str(call.get("name") or "")
-            self._next += 1
+            self._blocks.close(out)
+            index, name = self._blocks.take(), str(call.get("name") or "")
             ident = str(call.get("id") or call_id(self._response_id, self._calls, name))
             self._calls += 1
             self._saw_tool = True
@@ -116,24 +113,9 @@ class StreamDecoder:
         if not isinstance(text, str) or not text:
             return
         if part.get("thought"):
-            out.append(ReasoningDelta(self._ensure("reasoning", out), text))
+            out.append(ReasoningDelta(self._blocks.ensure("reasoning", out), text))
         else:
-            out.append(TextDelta(self._ensure("text", out), text))
-
-    def _ensure(self, kind: BlockKind, out: list[Event]) -> int:
-        if self._open is not None and self._open[0] == kind:
-            return self._open[1]
-        self._close(out)
-        index = self._next
-        self._next += 1
-        self._open = (kind, index)
-        out.append(BlockStart(index, kind))
-        return index
-
-    def _close(self, out: list[Event]) -> None:
-        if self._open is not None:
-            out.append(BlockStop(self._open[1]))
-            self._open = None
+            out.append(TextDelta(self._blocks.ensure("text", out), text))
 
 
 class StreamEncoder:

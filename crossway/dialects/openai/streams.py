@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from crossway.dialects.common import Blocks
 from crossway.dialects.openai.errors import stream_error_event
 from crossway.dialects.openai.responses import (
     FINISH_TO_OPENAI,
@@ -23,9 +24,7 @@ from crossway.dialects.openai.usage import usage_from, usage_object
 from crossway.errors import UpstreamError
 from crossway.ir.chat import FinishReason
 from crossway.ir.stream import (
-    BlockKind,
     BlockStart,
-    BlockStop,
     Event,
     Failed,
     Finish,
@@ -45,9 +44,8 @@ class StreamDecoder:
     def __init__(self) -> None:
         self.started = False
         self.finished = False
-        self._open: tuple[BlockKind, int] | None = None  # (kind, our block index)
+        self._blocks = Blocks()
         self._tools: dict[int, int] = {}  # upstream tool index -> our block index
-        self._next = 0
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
 
@@ -77,11 +75,11 @@ class StreamDecoder:
             delta = choice.get("delta") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
-                out.append(ReasoningDelta(self._ensure("reasoning", out), reasoning))
+                out.append(ReasoningDelta(self._blocks.ensure("reasoning", out), reasoning))
             for key in ("content", "refusal"):
                 text = delta.get(key)
                 if isinstance(text, str) and text:
-                    out.append(TextDelta(self._ensure("text", out), text))
+                    out.append(TextDelta(self._blocks.ensure("text", out), text))
                     if key == "refusal":
                         self._finish = "content_filter"
             for call in delta.get("tool_calls") or ():
@@ -96,25 +94,10 @@ class StreamDecoder:
         if not self.started:
             out.append(Start("", ""))
             self.started = True
-        self._close(out)
+        self._blocks.close(out)
         self.finished = True
         out.append(Finish(self._finish or "stop", self._usage))
         return out
-
-    def _ensure(self, kind: BlockKind, out: list[Event]) -> int:
-        if self._open is not None and self._open[0] == kind:
-            return self._open[1]
-        self._close(out)
-        index = self._next
-        self._next += 1
-        self._open = (kind, index)
-        out.append(BlockStart(index, kind))
-        return index
-
-    def _close(self, out: list[Event]) -> None:
-        if self._open is not None:
-            out.append(BlockStop(self._open[1]))
-            self._open = None
 
     def _tool_delta(self, call: Any, out: list[Event]) -> None:
         if not isinstance(call, dict):
@@ -123,11 +106,10 @@ class StreamDecoder:
         fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
         index = self._tools.get(upstream_index)
         if index is None:
-            self._close(out)
-            index = self._next
-            self._next += 1
+            self._blocks.close(out)
+            index = self._blocks.take()
             self._tools[upstream_index] = index
-            self._open = ("tool_call", index)
+            self._blocks.open = ("tool_call", index)
             ident, name = str(call.get("id") or ""), str(fn.get("name") or "")
             out.append(BlockStart(index, "tool_call", ident, name, signature=signature_of(call)))
         args = fn.get("arguments")

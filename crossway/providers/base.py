@@ -22,6 +22,8 @@ OPENAI_PATHS: dict[str, str] = {
     "embeddings": "/embeddings",
     "embed_one": "/embeddings",  # a Gemini caller's embedContent, translated
     "embed_batch": "/embeddings",  # ... and batchEmbedContents
+    "images": "/images/generations",
+    "speech": "/audio/speech",
 }
 
 

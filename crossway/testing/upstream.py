@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from crossway.testing import anthropic, gemini, replies
+from crossway.testing import anthropic, gemini, media, replies
 from crossway.testing.faults import Faults
 from crossway.testing.server import Cut, HTTPServer, Reply, Request
 
@@ -221,6 +221,10 @@ class SimulatedUpstream:
         model = body.get("model") or _azure_deployment(request.path) or "simulated-model"
         if request.path.endswith("/embeddings"):
             return self._embeddings(body, model, rid)
+        if request.path.endswith("/images/generations"):
+            return media.images(body, model, rid)
+        if request.path.endswith("/audio/speech"):
+            return media.speech(body, rid)
         if request.path.endswith("/chat/completions"):
             if body.get("stream") is True:
                 return self._stream(body, model, rid, faults)

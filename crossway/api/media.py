@@ -1,0 +1,151 @@
+"""OpenAI's media endpoints: image generation and speech, through the same keys, limits,
+routing, retries and usage records as chat.
+
+Both go to OpenAI-format upstreams (OpenAI, Azure, OpenAI-compatible servers), passed
+through with only the model rewritten. Speech comes back as the upstream sends it, byte for
+byte as it arrives, with its content type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+from crossway.api.attempts import send_upstream
+from crossway.api.disconnect import ClientWatch
+from crossway.api.exchange import Exchange
+from crossway.api.http import Request
+from crossway.api.openai import fallback_models, parse_object, requested_model
+from crossway.api.relay import (
+    admit,
+    client_closed,
+    finish,
+    relay_json,
+    response_headers,
+    usage_event,
+)
+from crossway.api.routes import Route
+from crossway.dialects.common import invalid
+from crossway.dialects.registry import OPENAI
+from crossway.errors import GatewayError, InvalidRequest
+from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
+from crossway.routing import Deployment
+from crossway.routing import Route as ModelRoute
+
+IMAGE_FORMATS = ("url", "b64_json")
+SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+
+
+def _openai_format(route: ModelRoute, what: str) -> ModelRoute:
+    """Only OpenAI-format upstreams offer this endpoint."""
+    served = [d for d in route.candidates if d.provider.dialect == "openai"]
+    if not served:
+        raise InvalidRequest(
+            f"model {route.model!r} has no OpenAI-format deployment here, and {what} is only "
+            "sent to OpenAI-format upstreams",
+            param="model",
+            code="unsupported_for_upstream",
+            retryable=False,
+        )
+    return dataclasses.replace(route, candidates=served)
+
+
+def _text(payload: dict[str, Any], field: str) -> str:
+    value = payload.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(field, "is required and must be a non-empty string")
+    return value
+
+
+async def images_generations(req: Request) -> None:
+    services = req.services
+    payload = parse_object(await req.body(services.settings.server.max_body_bytes))
+    fallbacks = fallback_models(payload)
+    model = requested_model(req, payload)
+    _text(payload, "prompt")
+    n = payload.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise invalid("n", "must be a positive integer")
+    fmt = payload.get("response_format")
+    if fmt is not None and fmt not in IMAGE_FORMATS:
+        raise invalid("response_format", "must be 'url' or 'b64_json'")
+    route = _openai_format(
+        services.router.resolve(model, req.header(b"vendor"), fallbacks), "image generation"
+    )
+    await relay_json(req, "images.generations", "images", route, Exchange(OPENAI, payload, False))
+
+
+async def audio_speech(req: Request) -> None:
+    services = req.services
+    payload = parse_object(await req.body(services.settings.server.max_body_bytes))
+    fallbacks = fallback_models(payload)
+    model = requested_model(req, payload)
+    _text(payload, "input")
+    _text(payload, "voice")
+    fmt = payload.get("response_format")
+    if fmt is not None and fmt not in SPEECH_FORMATS:
+        raise invalid("response_format", "must be one of " + ", ".join(SPEECH_FORMATS))
+    speed = payload.get("speed")
+    if speed is not None and (not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0):
+        raise invalid("speed", "must be a number from 0.25 to 4.0")
+    route = _openai_format(
+        services.router.resolve(model, req.header(b"vendor"), fallbacks), "speech"
+    )
+    await _relay_bytes(req, "audio.speech", "speech", route, Exchange(OPENAI, payload, False))
+
+
+async def _relay_bytes(
+    req: Request, endpoint: str, operation: str, route: ModelRoute, exchange: Exchange
+) -> None:
+    """An answer that is not JSON (audio): relayed as it arrives, with its content type."""
+    event = usage_event(req, endpoint, route, stream=True)
+    status, error = 200, None
+    resp: Response | None = None
+    dep: Deployment | None = None
+    watch = ClientWatch(req.receive)
+    try:
+        route = await admit(req, route)
+        sent = await send_upstream(req, route, operation, exchange, event, stream=True)
+        resp, dep = sent.resp, sent.dep
+        headers = req.base_headers()
+        headers.append((b"content-type", resp.headers.get("content-type", "").encode()))
+        headers += response_headers(req, resp, dep, event.attempts)
+        await req.start(200, headers)
+        first = True
+        try:
+            async for chunk in resp.chunks():
+                if first:
+                    event.ttft_ms = (time.perf_counter() - req.started) * 1000
+                    first = False
+                await req.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except (ConnectionBroken, ReadTimeout) as exc:
+            provider = dep.provider
+            status = 502
+            error = GatewayError(
+                f"upstream {provider.name} ({provider.vendor}) broke off: {type(exc).__name__}",
+                status=502,
+                kind="upstream_error",
+            )  # the client sees a short body: audio has no in-band error
+        await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+    except GatewayError as err:
+        status, error = err.status, err
+        raise
+    except asyncio.CancelledError:
+        if not watch.client_left():
+            raise
+        status, error = 499, client_closed()
+    finally:
+        watch.stop()
+        if resp is not None:
+            resp.close()
+        if dep is not None:
+            req.services.health.release(dep)
+        finish(req, event, status, error)
+
+
+ROUTES = [
+    Route("POST", "/v1/images/generations", images_generations, metered="images.generations"),
+    Route("POST", "/v1/audio/speech", audio_speech, metered="audio.speech"),
+]

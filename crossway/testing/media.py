@@ -1,0 +1,89 @@
+"""The simulated upstream's OpenAI media endpoints: image generation and speech.
+
+Images are a tiny valid PNG (by URL or as b64_json, as asked); speech is a deterministic
+byte stream in the asked format, about 1 KB per 10 characters, sent in 4 KB chunks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from crossway.testing.server import Reply
+
+JSON = {"content-type": "application/json"}
+# a 1x1 transparent PNG
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
+AUDIO_TYPES = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
+VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
+          "verse"}  # fmt: skip
+
+
+def _error(status: int, message: str, param: str | None = None) -> Reply:
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": param,
+                      "code": None}}  # fmt: skip
+    return Reply(status, JSON, orjson.dumps(body))
+
+
+def images(body: dict[str, Any], model: str, rid: str) -> Reply:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return _error(400, "Missing required parameter: 'prompt'.", "prompt")
+    n = body.get("n", 1)
+    if not isinstance(n, int) or not 1 <= n <= 10:
+        return _error(400, "'n' must be an integer from 1 to 10.", "n")
+    fmt = body.get("response_format") or "url"
+    if fmt not in ("url", "b64_json"):
+        return _error(400, f"Invalid value: '{fmt}'. Supported values are: 'url' and 'b64_json'.",
+                      "response_format")  # fmt: skip
+    data = []
+    for i in range(n):
+        item: dict[str, Any] = {"revised_prompt": f"[simulated] {prompt}"}
+        if fmt == "url":
+            item["url"] = f"https://images.simulated.invalid/{rid}-{i}.png"
+        else:
+            item["b64_json"] = base64.b64encode(PNG).decode()
+        data.append(item)
+    out: dict[str, Any] = {"created": int(time.time()), "data": data}
+    if model.startswith("gpt-image"):
+        out["usage"] = {"input_tokens": max(1, len(prompt) // 4), "output_tokens": 272 * n,
+                        "total_tokens": max(1, len(prompt) // 4) + 272 * n}  # fmt: skip
+    return Reply(200, {**JSON, "x-request-id": rid}, orjson.dumps(out))
+
+
+def speech(body: dict[str, Any], rid: str) -> Reply:
+    text = body.get("input")
+    if not isinstance(text, str) or not text:
+        return _error(400, "Missing required parameter: 'input'.", "input")
+    if len(text) > 4096:
+        return _error(400, "'input' is longer than 4096 characters.", "input")
+    voice = body.get("voice")
+    if voice not in VOICES:
+        return _error(400, f"Invalid value for 'voice': {voice!r}.", "voice")
+    fmt = body.get("response_format") or "mp3"
+    if fmt not in AUDIO_TYPES:
+        return _error(400, f"Invalid value for 'response_format': {fmt!r}.", "response_format")
+    size = 1024 * max(1, len(text) // 10)
+    seed = hashlib.sha256(f"{voice}:{fmt}:{text}".encode()).digest()
+    audio = (seed * (size // len(seed) + 1))[:size]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(audio), 4096):
+            yield audio[i : i + 4096]
+
+    headers = {"content-type": AUDIO_TYPES[fmt], "x-request-id": rid}
+    return Reply(200, headers, stream=chunks())

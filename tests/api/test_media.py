@@ -1,0 +1,90 @@
+"""Image generation and speech through the official openai SDK (issue 7, first part)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import openai
+import pytest
+from conftest import RunningGateway
+
+from crossway.testing import SimulatedUpstream
+from crossway.testing.media import PNG
+
+
+def test_images_by_url_and_as_base64(
+    client: openai.OpenAI, gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="dall-e-3", prompt="a lighthouse at dawn", n=2, size="1024x1024"
+    )
+    by_url = raw.parse()
+    assert [d.url for d in by_url.data or []] == [
+        d.url for d in by_url.data or [] if d.url and d.url.startswith("https://")
+    ] and len(by_url.data or []) == 2
+    assert raw.http_response.headers["x-crossway-model"] == "dall-e-3"
+    sent = next(r for r in reversed(upstream.requests) if r.path.endswith("/images/generations"))
+    assert sent.body == {"model": "dall-e-3", "prompt": "a lighthouse at dawn", "n": 2,
+                         "size": "1024x1024"}  # fmt: skip
+    inline = client.images.generate(
+        model="gpt-image-1", prompt="a lighthouse", response_format="b64_json"
+    )
+    assert base64.b64decode((inline.data or [])[0].b64_json or "") == PNG
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    assert event.endpoint == "images.generations" and event.status == 200
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x", "n": 0}, "n"),
+        ({"prompt": "x", "response_format": "png"}, "response_format"),
+    ],
+)
+def test_bad_image_requests_name_the_field(
+    client: openai.OpenAI, fields: dict[str, object], param: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.post("/images/generations", body={"model": "dall-e-3", **fields}, cast_to=object)
+    body: dict[str, object] = refused.value.body  # type: ignore[assignment]
+    assert body["param"] == param
+
+
+def test_images_need_an_openai_format_upstream(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="claude-sonnet-4-6", prompt="a cat")
+    assert "OpenAI-format" in str(refused.value)
+
+
+def test_speech_streams_to_a_file(
+    client: openai.OpenAI, gateway: RunningGateway, tmp_path: Path
+) -> None:
+    text = "Hello from the gateway. " * 20
+    target = tmp_path / "speech.mp3"
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=text
+    ) as resp:
+        assert resp.headers["content-type"] == "audio/mpeg"
+        resp.stream_to_file(target)
+        request_id = resp.headers["x-request-id"]
+    assert target.stat().st_size == 1024 * (len(text) // 10)
+    wav = client.audio.speech.create(
+        model="gpt-4o-mini-tts", voice="nova", input="short", response_format="wav"
+    )
+    assert wav.response.headers["content-type"] == "audio/wav" and len(wav.content) == 1024
+    event = gateway.event(request_id)
+    assert event.endpoint == "audio.speech" and event.status == 200 and event.stream
+
+
+def test_bad_speech_requests(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as missing:
+        client.audio.speech.create(model="tts-1", voice="alloy", input="")
+    assert missing.value.body["param"] == "input"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as speed:
+        client.audio.speech.create(model="tts-1", voice="alloy", input="x", speed=9)
+    assert speed.value.body["param"] == "speed"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as voice:  # the upstream's own refusal, passed on
+        client.audio.speech.create(model="tts-1", voice="nobody", input="x")  # type: ignore[arg-type]
+    assert voice.value.body["param"] == "voice"  # type: ignore[index]

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 
-from crossway.api import admin, media, ops
+from crossway.api import admin, media, ops, uploads
 from crossway.api import anthropic as anthropic_door
 from crossway.api import gemini as gemini_door
 from crossway.api import openai as openai_door
@@ -44,7 +44,13 @@ class CrosswayApp:
         self.on_shutdown = list(on_shutdown)
         self.exact: dict[str, dict[str, Route]] = {}
         self.prefixed: list[tuple[str, dict[str, Route]]] = []
-        doors = [*openai_door.ROUTES, *media.ROUTES, *anthropic_door.ROUTES, *admin.KEY_ROUTES]
+        doors = [
+            *openai_door.ROUTES,
+            *media.ROUTES,
+            *uploads.ROUTES,
+            *anthropic_door.ROUTES,
+            *admin.KEY_ROUTES,
+        ]
         routes = [*_aliases(doors), *gemini_door.ROUTES, *admin.ROUTES, *ops.ROUTES]
         for route in routes:
             if route.path.endswith("/"):

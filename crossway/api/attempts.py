@@ -136,7 +136,7 @@ async def _attempt(
     if provider.inline_media_urls:
         await exchange.prepare(dep, req.services.fetch_policy)
     body = exchange.body_for(dep)
-    extra = provider.forwarded_headers(req.header)
+    extra = exchange.headers() + provider.forwarded_headers(req.header)
     health.started(dep)
     started = time.perf_counter()
     verdict = False  # the breaker heard how it went

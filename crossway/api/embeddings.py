@@ -39,7 +39,7 @@ class EmbeddingExchange(Exchange):
                 self.embed = emb.openai_request(self.payload)
         return self.embed
 
-    def body_for(self, dep: Deployment) -> bytes:
+    def body_for(self, dep: Deployment) -> bytes | list[bytes | memoryview]:
         if not self.translated(dep):
             if self.client.name == "openai":
                 self.payload["model"] = dep.upstream_model

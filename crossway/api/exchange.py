@@ -66,7 +66,7 @@ class Exchange:
                 self._request.model = self.model
         return self._request
 
-    def body_for(self, dep: Deployment) -> bytes:
+    def body_for(self, dep: Deployment) -> bytes | list[bytes | memoryview]:
         provider = dep.provider
         if not self.translated(dep):
             self.client.prepare_passthrough(
@@ -98,6 +98,10 @@ class Exchange:
                         item.data = base64.b64encode(fetched.data).decode()
                         item.media_type = fetched.media_type
                         item.url = None
+
+    def headers(self) -> bytes:
+        """Raw header lines of this body's own (none: JSON, the transport's default)."""
+        return b""
 
     def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:
         """The upstream's successful answer in the caller's format, and its usage."""

@@ -24,6 +24,8 @@ OPENAI_PATHS: dict[str, str] = {
     "embed_batch": "/embeddings",  # ... and batchEmbedContents
     "images": "/images/generations",
     "speech": "/audio/speech",
+    "transcriptions": "/audio/transcriptions",
+    "translations": "/audio/translations",
 }
 
 

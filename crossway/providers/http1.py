@@ -309,7 +309,7 @@ class Pool:
         elif conn.transport is not None:
             conn.transport.close()
 
-    async def request(self, head: bytes, body: bytes) -> Response:
+    async def request(self, head: bytes, body: bytes | list[bytes | memoryview]) -> Response:
         """Send one request (head already framed) and wait for the answer's headers."""
         while self.idle:
             conn = self.idle.pop()
@@ -323,12 +323,19 @@ class Pool:
                 # the upstream had closed this idle connection: try the next one
         return await self._exchange(await self._connect(), head, body)
 
-    async def _exchange(self, conn: _Connection, head: bytes, body: bytes) -> Response:
+    async def _exchange(
+        self, conn: _Connection, head: bytes, body: bytes | list[bytes | memoryview]
+    ) -> Response:
         assert conn.transport is not None
         self.busy += 1
         deadline = conn.loop.time() + self.total_timeout if self.total_timeout else None
-        conn.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
+        if isinstance(body, list):  # pieces of an upload: written as they are, not joined
+            conn.transport.write(head)
+            conn.transport.writelines(body)
+        elif len(body) < 65536:
+            conn.transport.write(head + body)
+        else:
+            conn.transport.write(head)
             conn.transport.write(body)
         try:
             while not conn.headers_done:

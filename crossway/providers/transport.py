@@ -73,10 +73,16 @@ class Transport:
             self._heads[url] = found
         return found
 
-    async def post(self, url: URL, body: bytes, extra_headers: bytes = b"") -> Response:
-        """`extra_headers`: raw `name: value\r\n` lines for this request only."""
+    async def post(
+        self, url: URL, body: bytes | list[bytes | memoryview], extra_headers: bytes = b""
+    ) -> Response:
+        """`extra_headers`: raw `name: value\r\n` lines for this request only. `body` may be
+        a list of pieces (an upload, sent without joining it into a second copy)."""
         pool, prefix = self._prepared(url)
-        head = prefix + extra_headers + b"content-length: %d\r\n\r\n" % len(body)
+        length = len(body) if isinstance(body, bytes) else sum(len(p) for p in body)
+        if extra_headers.startswith(b"content-type:"):  # an upload's own (multipart) type
+            prefix = prefix.replace(b"content-type: application/json\r\n", b"", 1)
+        head = prefix + extra_headers + b"content-length: %d\r\n\r\n" % length
         provider = self.provider
         who = f"{provider.name} ({provider.vendor})"
         try:

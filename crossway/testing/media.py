@@ -10,6 +10,8 @@ import base64
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from email.parser import BytesParser
+from email.policy import default
 from typing import Any
 
 import orjson
@@ -87,3 +89,42 @@ def speech(body: dict[str, Any], rid: str) -> Reply:
 
     headers = {"content-type": AUDIO_TYPES[fmt], "x-request-id": rid}
     return Reply(200, headers, stream=chunks())
+
+
+def transcription(body: bytes, content_type: str, translate: bool, rid: str) -> Reply:
+    """A transcript that says what it received: the file's name and size, the fields."""
+    message = BytesParser(policy=default).parsebytes(
+        b"content-type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    audio: tuple[str, int] | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if filename is not None:
+            audio = (filename, len(data))
+        elif isinstance(name, str):
+            fields[name] = data.decode("utf-8", "replace")
+    if audio is None:
+        return _error(400, "Missing required parameter: 'file'.", "file")
+    if not fields.get("model"):
+        return _error(400, "Missing required parameter: 'model'.", "model")
+    verb = "translated" if translate else "transcribed"
+    text = f"[simulated] {verb} {audio[1]} bytes of {audio[0]} with {fields['model']}"
+    if fields.get("language"):
+        text += f" (language {fields['language']})"
+    fmt = fields.get("response_format") or "json"
+    plain = {"content-type": "text/plain; charset=utf-8", "x-request-id": rid}
+    if fmt == "text":
+        return Reply(200, plain, text.encode())
+    if fmt == "srt":
+        return Reply(200, plain, f"1\n00:00:00,000 --> 00:00:01,000\n{text}\n".encode())
+    if fmt == "vtt":
+        return Reply(200, plain, f"WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n{text}\n".encode())
+    out: dict[str, Any] = {"text": text}
+    if fmt == "verbose_json":
+        task = "translate" if translate else "transcribe"
+        out.update(task=task, language="english", duration=1.0, segments=[])
+    return Reply(200, {**JSON, "x-request-id": rid}, orjson.dumps(out))

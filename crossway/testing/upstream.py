@@ -31,6 +31,7 @@ from crossway.testing.faults import Faults
 from crossway.testing.server import Cut, HTTPServer, Reply, Request
 
 JSON = {"content-type": "application/json"}
+_UPLOADS = ("/audio/transcriptions", "/audio/translations")  # multipart, not JSON
 _STREAM_ERROR = (
     b"data: "
     + orjson.dumps(
@@ -141,6 +142,17 @@ class SimulatedUpstream:
     async def handle(self, request: Request) -> Reply:
         if request.method == "GET" and request.path == "/health":
             return Reply(200, {"content-type": "text/plain"}, b"ok")
+        if request.method == "POST" and request.path.endswith(_UPLOADS):
+            rid = "sim-" + replies.request_id(request.body[:4096])
+            if self.requests.maxlen:
+                self.requests.append(
+                    Recorded(request.method, request.path, request.query, request.headers, None)
+                )
+            if not self._authorized(request):
+                return _error(401, "Incorrect API key provided.")
+            ctype = request.headers.get("content-type", "")
+            translate = request.path.endswith("/translations")
+            return media.transcription(request.body, ctype, translate, rid)
         if request.method != "POST":
             return self._refuse(request, 405, f"Method {request.method} not allowed")
         try:

@@ -20,6 +20,7 @@ from typing import cast
 import httptools
 from yarl import URL
 
+_UPLOAD_SLICE = 256 * 1024  # bytes of an upload handed to the transport at a time
 _HIGH_WATER = 1 << 20  # pause reading a stream when this much is buffered and unread
 
 
@@ -60,6 +61,8 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self.drained = asyncio.Event()  # the transport can take more (uploads wait for it)
+        self.drained.set()
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,8 +77,15 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ConnectionBroken(f"the upstream sent invalid HTTP: {exc}"))
 
+    def pause_writing(self) -> None:
+        self.drained.clear()
+
+    def resume_writing(self) -> None:
+        self.drained.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.drained.set()
         if self.headers_done and not self.complete and self._reads_to_close():
             self.complete = True  # a body without a length ends when the connection does
             self._wake()
@@ -329,15 +339,15 @@ class Pool:
         assert conn.transport is not None
         self.busy += 1
         deadline = conn.loop.time() + self.total_timeout if self.total_timeout else None
-        if isinstance(body, list):  # pieces of an upload: written as they are, not joined
-            conn.transport.write(head)
-            conn.transport.writelines(body)
-        elif len(body) < 65536:
-            conn.transport.write(head + body)
-        else:
-            conn.transport.write(head)
-            conn.transport.write(body)
         try:
+            if isinstance(body, list):  # pieces of an upload: sent as the socket takes them
+                conn.transport.write(head)
+                await self._send_pieces(conn, body, deadline)
+            elif len(body) < 65536:
+                conn.transport.write(head + body)
+            else:
+                conn.transport.write(head)
+                conn.transport.write(body)
             while not conn.headers_done:
                 if conn.error is not None:
                     raise conn.error
@@ -348,6 +358,25 @@ class Pool:
             conn.transport.close()
             raise
         return Response(self, conn, self.read_timeout, deadline, self.first_byte_timeout)
+
+    async def _send_pieces(
+        self, conn: _Connection, pieces: list[bytes | memoryview], deadline: float | None
+    ) -> None:
+        """Write in slices, waiting while the transport is full, so at most one slice sits in
+        its buffer: a large upload is never copied whole."""
+        assert conn.transport is not None
+        for piece in pieces:
+            view = memoryview(piece)
+            for at in range(0, len(view), _UPLOAD_SLICE):
+                if conn.error is not None:
+                    raise conn.error
+                conn.transport.write(view[at : at + _UPLOAD_SLICE])
+                if not conn.drained.is_set():
+                    timeout = _timeout(self.first_byte_timeout, deadline, conn.loop)
+                    try:
+                        await asyncio.wait_for(conn.drained.wait(), timeout)
+                    except TimeoutError:
+                        raise ReadTimeout("the upstream stopped taking the upload") from None
 
     def close(self) -> None:
         while self.idle:

@@ -405,3 +405,25 @@ def test_vertex_answers_to_the_google_pin_and_claude_clients_send_images(
     sent = sent_to(upstream, "gemini-2.5-flash:streamGenerateContent")
     assert sent.query.get("alt") == "sse"
     validate_gemini_request(sent.body)
+
+
+def test_openai_embeddings_from_gemini(client: openai.OpenAI, upstream: SimulatedUpstream) -> None:
+    """The openai SDK asks for base64 by default: little-endian float32, decoded by the SDK."""
+    result = client.embeddings.create(
+        model="gemini-embedding-001", input=["first", "second", "third"], dimensions=32
+    )
+    assert [d.index for d in result.data] == [0, 1, 2]
+    assert all(len(d.embedding) == 32 for d in result.data)
+    sent = sent_to(upstream, "gemini-embedding-001:batchEmbedContents").body
+    assert [r["content"]["parts"][0]["text"] for r in sent["requests"]] == [
+        "first",
+        "second",
+        "third",
+    ]
+    floats = client.embeddings.create(
+        model="gemini-embedding-001", input="one", encoding_format="float"
+    )
+    assert isinstance(floats.data[0].embedding[0], float)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.embeddings.create(model="gemini-embedding-001", input=[[1, 2, 3]])
+    assert refused.value.body["param"] == "input"  # type: ignore[index]

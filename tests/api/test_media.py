@@ -88,3 +88,13 @@ def test_bad_speech_requests(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as voice:  # the upstream's own refusal, passed on
         client.audio.speech.create(model="tts-1", voice="nobody", input="x")  # type: ignore[arg-type]
     assert voice.value.body["param"] == "voice"  # type: ignore[index]
+
+
+def test_the_catalog_lists_image_and_audio_models(client: openai.OpenAI) -> None:
+    def ids(modality: str) -> set[str]:
+        listed = client.models.list(extra_query={"output_modalities": modality})
+        return {m.id for m in listed}
+
+    assert {"dall-e-3", "gpt-image-1"} <= ids("image")
+    assert {"tts-1", "gpt-4o-mini-tts"} <= ids("audio")
+    assert "gpt-4o" not in ids("audio")

@@ -143,6 +143,7 @@ class ChatRequest:
     user: str | None = None
     seed: int | None = None
     n: int = 1  # choices asked for
+    modalities: list[str] | None = None  # what the answer may hold: "text", "image", "audio"
     # what only the caller's own dialect understands; kept for its encoder, ignored by others
     extra: dict[str, Any] = field(default_factory=dict)
     dialect: str = ""  # the dialect the request was decoded from (whose `extra` this is)

@@ -27,6 +27,7 @@ from crossway.testing import gemini_requests as rq
 from crossway.testing import replies
 from crossway.testing.anthropic import Play, _chunked, _pieces
 from crossway.testing.faults import Faults
+from crossway.testing.media import PNG
 from crossway.testing.server import Reply, Request
 
 JSON = {"content-type": "application/json; charset=UTF-8"}
@@ -256,6 +257,10 @@ def _chunks(
     if reply.thought is not None:
         usage["thoughtsTokenCount"] = reply.thinking * n
     thought = [] if reply.thought is None else [{"text": reply.thought, "thought": True}]
+    modalities = (req.get("generation_config") or {}).get("response_modalities") or []
+    image = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}]
+    if "IMAGE" not in [str(m).upper() for m in modalities]:
+        image = []  # an image only for a caller that asked for one
 
     def chunk(parts: list[dict[str, Any]], finish: str | None = None) -> bytes:
         ending = {"finishReason": finish} if finish else {}
@@ -267,10 +272,11 @@ def _chunks(
 
     if not streamed:
         text = [{"text": "".join(reply.pieces)}] if reply.pieces else []
-        return [chunk([*thought, *reply.calls, *text], reply.finish)]
+        return [chunk([*thought, *reply.calls, *text, *image], reply.finish)]
     chunks = [chunk(thought)] if thought else []
     chunks += [chunk(reply.calls)] if reply.calls else []  # a call arrives whole
     chunks += [chunk([{"text": p}]) for p in reply.pieces]
+    chunks += [chunk(image)] if image else []
     return [*chunks, chunk([{"text": ""}], reply.finish)]
 
 

@@ -427,3 +427,27 @@ def test_openai_embeddings_from_gemini(client: openai.OpenAI, upstream: Simulate
     with pytest.raises(openai.BadRequestError) as refused:
         client.embeddings.create(model="gemini-embedding-001", input=[[1, 2, 3]])
     assert refused.value.body["param"] == "input"  # type: ignore[index]
+
+
+def test_chat_images_from_a_gemini_image_model(
+    client: openai.OpenAI, upstream: SimulatedUpstream
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="gemini-2.5-flash-image",
+        messages=[{"role": "user", "content": "draw a lighthouse"}],
+        extra_body={"modalities": ["image", "text"]},
+    )
+    message = raw.http_response.json()["choices"][0]["message"]
+    assert "draw a lighthouse" in message["content"]
+    url = message["images"][0]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]).startswith(b"\x89PNG")
+    sent = sent_to(upstream, "gemini-2.5-flash-image:generateContent").body
+    assert sent["generationConfig"]["responseModalities"] == ["IMAGE", "TEXT"]
+    validate_gemini_request(sent)
+    plain = client.chat.completions.create(
+        model="gemini-2.5-flash-image", messages=[{"role": "user", "content": "no picture"}]
+    )
+    assert "images" not in plain.model_dump()["choices"][0]["message"] or not getattr(
+        plain.choices[0].message, "images", None
+    )

@@ -272,6 +272,9 @@ def _decode_generation(config: dict[str, Any], req: ChatRequest) -> None:
             setattr(
                 req, attr, int(expect(value, (int, float), f"generationConfig.{key}", "a number"))
             )
+    modalities = get(config, "responseModalities")
+    if isinstance(modalities, list):
+        req.modalities = [str(m).lower() for m in modalities]
     count = get(config, "candidateCount")
     if count is not None:
         req.n = int(expect(count, int, "generationConfig.candidateCount", "an integer"))
@@ -411,6 +414,8 @@ def _encode_generation(req: ChatRequest) -> dict[str, Any]:
         config["stopSequences"] = req.stop[:5]
     if req.n != 1:
         config["candidateCount"] = req.n
+    if req.modalities is not None:
+        config["responseModalities"] = [m.upper() for m in req.modalities]
     fmt = req.response_format
     if fmt is not None and fmt.kind != "text":
         config["responseMimeType"] = "application/json"

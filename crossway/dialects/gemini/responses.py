@@ -15,6 +15,7 @@ from crossway.dialects.gemini.usage import usage_from, usage_object
 from crossway.ir.chat import (
     ChatResponse,
     FinishReason,
+    Image,
     Part,
     Reasoning,
     Text,
@@ -66,6 +67,9 @@ def decode_parts(parts: Any, response_id: str, start: int = 0) -> list[Part]:
                     signature,
                 )
             )
+        elif isinstance(part.get("inlineData"), dict):  # a generated image
+            inline = part["inlineData"]
+            out.append(Image(data=str(inline.get("data") or ""), media_type=inline.get("mimeType")))
         elif part.get("thought") and part.get("text"):
             out.append(Reasoning(str(part["text"])))
         elif part.get("text"):
@@ -100,6 +104,10 @@ def encode_parts(parts: list[Part]) -> list[dict[str, Any]]:
             out.append({"text": part.text, "thought": True})
         elif isinstance(part, Text) and part.text:
             out.append({"text": part.text})
+        elif isinstance(part, Image) and part.data:
+            out.append(
+                {"inlineData": {"mimeType": part.media_type or "image/png", "data": part.data}}
+            )
         elif isinstance(part, ToolCall):
             encoded: dict[str, Any] = {
                 "functionCall": {

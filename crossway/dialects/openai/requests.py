@@ -47,7 +47,7 @@ _KNOWN = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
     "stop", "stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls",
     "response_format", "reasoning_effort", "user", "safety_identifier", "seed", "n",
-    "functions", "function_call",
+    "functions", "function_call", "modalities",
 }  # fmt: skip
 # OpenAI's reasoning effort ⇄ a token budget, for dialects that think in budgets
 EFFORT_BUDGET = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192,
@@ -91,6 +91,9 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
     req.user = optional_str(body, "safety_identifier") or optional_str(body, "user")
     req.seed = optional_int(body, "seed")
     req.n = optional_int(body, "n") or 1
+    modalities = body.get("modalities")
+    if isinstance(modalities, list) and all(isinstance(m, str) for m in modalities):
+        req.modalities = list(modalities)
     req.extra = {k: v for k, v in body.items() if k not in _KNOWN}
     return req
 
@@ -323,6 +326,8 @@ def encode_request(
         body["stop"] = req.stop
     if req.n != 1:
         body["n"] = req.n
+    if req.modalities is not None:
+        body["modalities"] = req.modalities
     if req.tools:
         body["tools"] = [_encode_tool(t) for t in req.tools]
     if req.tool_choice is not None:

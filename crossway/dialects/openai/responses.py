@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from crossway.dialects.common import made_up_id
+from crossway.dialects.common import data_url, made_up_id, split_data_url
 from crossway.dialects.openai.usage import usage_from, usage_object
 from crossway.ir.chat import (
     ChatResponse,
     FinishReason,
+    Image,
     Part,
     Reasoning,
     Text,
@@ -70,6 +71,11 @@ def decode_response(data: dict[str, Any]) -> ChatResponse:
                 signature=signature_of(call),
             )
         )
+    for image in message.get("images") or ():
+        url = (image.get("image_url") or {}).get("url") if isinstance(image, dict) else None
+        inline = split_data_url(url) if isinstance(url, str) else None
+        if inline is not None:
+            parts.append(Image(data=inline[1], media_type=inline[0]))
     finish = finish_from(choice.get("finish_reason"))
     if refusal and finish == "stop":
         finish = "content_filter"
@@ -95,6 +101,15 @@ def encode_response(resp: ChatResponse, model: str) -> dict[str, Any]:
         message["tool_calls"] = [tool_call(c) for c in calls]
     elif not text:
         message["content"] = ""
+    images = [p for p in resp.parts if isinstance(p, Image) and p.data]
+    if images:  # generated images, as OpenRouter returns them
+        message["images"] = [
+            {
+                "type": "image_url",
+                "image_url": {"url": data_url(i.media_type or "image/png", i.data or "")},
+            }
+            for i in images
+        ]
     thoughts = [p for p in resp.parts if isinstance(p, Reasoning)]
     if thoughts:
         message["reasoning_content"] = "".join(r.text for r in thoughts)

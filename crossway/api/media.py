@@ -2,7 +2,8 @@
 routing, retries and usage records as chat.
 
 Both go to OpenAI-format upstreams (OpenAI, Azure, OpenAI-compatible servers), passed
-through with only the model rewritten. Speech comes back as the upstream sends it, byte for
+through with only the model rewritten; an image model served only by Gemini is asked through
+generateContent (see `GeminiImageExchange`). Speech comes back as the upstream sends it, byte for
 byte as it arrives, with its content type.
 """
 
@@ -12,6 +13,8 @@ import asyncio
 import dataclasses
 import time
 from typing import Any
+
+import orjson
 
 from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
@@ -27,9 +30,12 @@ from crossway.api.relay import (
     usage_event,
 )
 from crossway.api.routes import Route
-from crossway.dialects.common import invalid
+from crossway.dialects.common import data_url, invalid
+from crossway.dialects.gemini.usage import usage_from as gemini_usage
 from crossway.dialects.registry import OPENAI
-from crossway.errors import GatewayError, InvalidRequest
+from crossway.errors import GatewayError, InvalidRequest, UpstreamError
+from crossway.ir import Usage
+from crossway.providers.fetch import FetchPolicy
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment
 from crossway.routing import Route as ModelRoute
@@ -71,10 +77,67 @@ async def images_generations(req: Request) -> None:
     fmt = payload.get("response_format")
     if fmt is not None and fmt not in IMAGE_FORMATS:
         raise invalid("response_format", "must be 'url' or 'b64_json'")
-    route = _openai_format(
-        services.router.resolve(model, req.header(b"vendor"), fallbacks), "image generation"
-    )
+    route = services.router.resolve(model, req.header(b"vendor"), fallbacks)
+    gemini = [d for d in route.candidates if d.provider.dialect == "gemini"]
+    if gemini and not any(d.provider.dialect == "openai" for d in route.candidates):
+        # a Gemini image model: asked through generateContent for an image answer
+        route = dataclasses.replace(route, candidates=gemini, fallbacks=[])
+        exchange: Exchange = GeminiImageExchange(OPENAI, payload, False)
+        await relay_json(req, "images.generations", "chat", route, exchange)
+        return
+    route = _openai_format(route, "image generation")
     await relay_json(req, "images.generations", "images", route, Exchange(OPENAI, payload, False))
+
+
+class GeminiImageExchange(Exchange):
+    """OpenAI's image generation, asked of a Gemini image model: the prompt as a user turn,
+    `responseModalities: [IMAGE]`, `n` as candidates; the images back as `b64_json`, or as
+    `data:` URLs when `url` was asked for (Crossway stores no files to link to)."""
+
+    __slots__ = ()
+
+    async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
+        """A prompt carries no media to fetch."""
+
+    def body_for(self, dep: Deployment) -> bytes | list[bytes | memoryview]:
+        payload = self.payload
+        config: dict[str, Any] = {"responseModalities": ["IMAGE"]}
+        if payload.get("n", 1) != 1:
+            config["candidateCount"] = payload["n"]
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": payload["prompt"]}]}],
+            "generationConfig": config,
+        }
+        return orjson.dumps(body)
+
+    def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise _not_images(dep, "is not a JSON object")
+        as_url = (self.payload.get("response_format") or "url") == "url"  # OpenAI's default
+        images = []
+        for candidate in data.get("candidates") or ():
+            for part in (candidate.get("content") or {}).get("parts") or ():
+                inline = part.get("inlineData") if isinstance(part, dict) else None
+                if isinstance(inline, dict) and inline.get("data"):
+                    mime, b64 = str(inline.get("mimeType") or "image/png"), str(inline["data"])
+                    images.append({"url": data_url(mime, b64)} if as_url else {"b64_json": b64})
+        if not images:
+            raise _not_images(dep, "holds no image")
+        out = {"created": int(time.time()), "data": images}
+        return orjson.dumps(out), gemini_usage(data.get("usageMetadata"))
+
+
+def _not_images(dep: Deployment, what: str) -> UpstreamError:
+    provider = dep.provider
+    return UpstreamError(
+        f"upstream {provider.name} ({provider.vendor}) was asked for an image and its answer "
+        f"{what}",
+        vendor=provider.vendor,
+    )
 
 
 async def audio_speech(req: Request) -> None:

@@ -98,3 +98,16 @@ def test_the_catalog_lists_image_and_audio_models(client: openai.OpenAI) -> None
     assert {"dall-e-3", "gpt-image-1"} <= ids("image")
     assert {"tts-1", "gpt-4o-mini-tts"} <= ids("audio")
     assert "gpt-4o" not in ids("audio")
+
+
+def test_images_from_a_gemini_image_model(
+    client: openai.OpenAI, upstream: SimulatedUpstream
+) -> None:
+    inline = client.images.generate(
+        model="gemini-2.5-flash-image", prompt="a lighthouse", response_format="b64_json", n=2
+    )
+    assert [base64.b64decode(d.b64_json or "") for d in inline.data or []] == [PNG, PNG]
+    sent = next(r for r in reversed(upstream.requests) if ":generateContent" in r.path)
+    assert sent.body["generationConfig"] == {"responseModalities": ["IMAGE"], "candidateCount": 2}
+    linked = client.images.generate(model="gemini-2.5-flash-image", prompt="a lighthouse")
+    assert (linked.data or [])[0].url == "data:image/png;base64," + base64.b64encode(PNG).decode()

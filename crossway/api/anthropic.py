@@ -7,28 +7,18 @@ expects. The key may come as `x-api-key` or `Authorization: Bearer`; `anthropic-
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Any
 
-import orjson
-
-from crossway.api.access import allow_route
-from crossway.api.attempts import send_upstream
+from crossway.api.counting import count_tokens as count_tokens_of
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.openai import fallback_models, parse_object
-from crossway.api.relay import relay_json, usage_event
+from crossway.api.relay import relay_json
 from crossway.api.routes import Route
 from crossway.api.streaming import relay_stream
 from crossway.dialects import anthropic as anthropic_dialect
 from crossway.dialects.common import invalid
 from crossway.dialects.registry import ANTHROPIC
-from crossway.ir.chat import ChatRequest, Document, Image, Text, ToolCall, ToolResult
-
-# count_tokens for a model no Anthropic upstream serves is estimated (see `estimate_tokens`)
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MEDIA = 1600  # an image or a document page, roughly, when its size is unknown
 
 
 def _model(payload: dict[str, Any]) -> str:
@@ -70,40 +60,8 @@ async def count_tokens(req: Request) -> None:
     model = _model(payload)
     _messages(payload)
     route = services.router.resolve(model, req.header(b"vendor"))
-    principal = req.principal
-    if principal is not None and principal.key is not None:
-        route = allow_route(principal, route)
     exchange = Exchange(ANTHROPIC, payload, False)
-    native = [d for d in route.candidates if not exchange.translated(d)]
-    if not native:
-        count = estimate_tokens(exchange.request())
-        await req.respond(200, orjson.dumps({"input_tokens": count}))
-        return
-    event = usage_event(req, "messages.count_tokens", route, stream=False)  # not recorded
-    native_route = dataclasses.replace(route, candidates=native, fallbacks=[])
-    sent = await send_upstream(req, native_route, "count_tokens", exchange, event)
-    services.health.release(sent.dep)
-    await req.respond(sent.resp.status, sent.body)
-
-
-def estimate_tokens(request: ChatRequest) -> int:
-    """About four characters a token, and a flat amount per image or document."""
-    chars = sum(len(t.text) for t in request.system)
-    media = 0
-    for message in request.messages:
-        for part in message.parts:
-            items = part.content if isinstance(part, ToolResult) else [part]
-            for item in items:
-                if isinstance(item, Text):
-                    chars += len(item.text)
-                elif isinstance(item, Image | Document):
-                    media += 1
-                elif isinstance(item, ToolCall):
-                    chars += len(item.name) + len(item.arguments)
-    for tool in request.tools:
-        chars += len(tool.name) + len(tool.description or "")
-        chars += len(orjson.dumps(tool.parameters or {}))
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MEDIA * media)
+    await count_tokens_of(req, route, exchange, exchange, "input_tokens", "messages.count_tokens")
 
 
 _RENDER = anthropic_dialect.error_body

@@ -14,7 +14,6 @@ from crossway.dialects.common import untranslatable
 from crossway.dialects.registry import Dialect
 from crossway.errors import UpstreamError
 from crossway.ir import Usage
-from crossway.providers.fetch import FetchPolicy
 from crossway.routing import Deployment
 
 
@@ -28,8 +27,7 @@ class EmbeddingExchange(Exchange):
         self.encoding = encoding if isinstance(encoding, str) else "float"
         self.embed: emb.EmbedRequest | None = None
 
-    async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
-        """Embeddings of text carry no media to fetch."""
+    carries_media = False
 
     def canonical(self) -> emb.EmbedRequest:
         if self.embed is None:

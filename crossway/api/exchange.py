@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -81,9 +81,13 @@ class Exchange:
         body = upstream.encode_request(request, dep.upstream_model, provider.upstream_options)
         return orjson.dumps(body)
 
+    # whether the body can hold media by URL (a chat conversation; not an embedding, an
+    # upload or an image prompt)
+    carries_media: ClassVar[bool] = True
+
     async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
         """Fetch media given by URL for an upstream that takes only bytes (once each)."""
-        if not (dep.provider.inline_media_urls and self.translated(dep)):
+        if not (self.carries_media and dep.provider.inline_media_urls and self.translated(dep)):
             return
         for i, message in enumerate(self.request().messages):
             for j, part in enumerate(message.parts):

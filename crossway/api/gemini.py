@@ -12,16 +12,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
-
-from crossway.api.access import allow_route
-from crossway.api.anthropic import estimate_tokens
-from crossway.api.attempts import send_upstream
+from crossway.api.counting import count_tokens
 from crossway.api.embeddings import EmbeddingExchange
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.openai import fallback_models, parse_object
-from crossway.api.relay import relay_json, usage_event
+from crossway.api.relay import relay_json
 from crossway.api.routes import Route
 from crossway.api.streaming import relay_stream
 from crossway.dialects.common import invalid
@@ -77,20 +73,10 @@ async def _count_tokens(req: Request, model: str, payload: dict[str, Any], route
     inner = get(payload, "generateContentRequest")
     body = inner if isinstance(inner, dict) else payload
     exchange = Exchange(GEMINI, body, False, model=model)
-    principal = req.principal
-    if principal is not None and principal.key is not None:
-        route = allow_route(principal, route)
-    native = [d for d in route.candidates if not exchange.translated(d)]
-    if not native:
-        count = estimate_tokens(exchange.request())
-        await req.respond(200, orjson.dumps({"totalTokens": count}))
-        return
-    route.candidates, route.fallbacks = native, []
     counting = Exchange(GEMINI, payload, False, model=model)
-    event = usage_event(req, "generate_content.count_tokens", route, stream=False)
-    sent = await send_upstream(req, route, "count_tokens", counting, event)
-    req.services.health.release(sent.dep)
-    await req.respond(sent.resp.status, sent.body)
+    await count_tokens(
+        req, route, exchange, counting, "totalTokens", "generate_content.count_tokens"
+    )
 
 
 _GEMINI = {

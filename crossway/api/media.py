@@ -9,34 +9,25 @@ byte as it arrives, with its content type.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from typing import Any
 
 import orjson
 
-from crossway.api.attempts import send_upstream
-from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.openai import fallback_models, parse_object, requested_model
 from crossway.api.relay import (
-    admit,
-    client_closed,
-    finish,
     relay_json,
-    response_headers,
-    usage_event,
 )
 from crossway.api.routes import Route
+from crossway.api.streaming import relay_stream
 from crossway.dialects.common import data_url, invalid
 from crossway.dialects.gemini.usage import usage_from as gemini_usage
 from crossway.dialects.registry import OPENAI
-from crossway.errors import GatewayError, InvalidRequest, UpstreamError
+from crossway.errors import InvalidRequest, UpstreamError
 from crossway.ir import Usage
-from crossway.providers.fetch import FetchPolicy
-from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment
 from crossway.routing import Route as ModelRoute
 
@@ -44,7 +35,7 @@ IMAGE_FORMATS = ("url", "b64_json")
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
 
-def _openai_format(route: ModelRoute, what: str) -> ModelRoute:
+def openai_format_only(route: ModelRoute, what: str) -> ModelRoute:
     """Only OpenAI-format upstreams offer this endpoint."""
     served = [d for d in route.candidates if d.provider.dialect == "openai"]
     if not served:
@@ -85,7 +76,7 @@ async def images_generations(req: Request) -> None:
         exchange: Exchange = GeminiImageExchange(OPENAI, payload, False)
         await relay_json(req, "images.generations", "chat", route, exchange)
         return
-    route = _openai_format(route, "image generation")
+    route = openai_format_only(route, "image generation")
     await relay_json(req, "images.generations", "images", route, Exchange(OPENAI, payload, False))
 
 
@@ -96,8 +87,7 @@ class GeminiImageExchange(Exchange):
 
     __slots__ = ()
 
-    async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
-        """A prompt carries no media to fetch."""
+    carries_media = False
 
     def body_for(self, dep: Deployment) -> bytes | list[bytes | memoryview]:
         payload = self.payload
@@ -153,59 +143,11 @@ async def audio_speech(req: Request) -> None:
     speed = payload.get("speed")
     if speed is not None and (not isinstance(speed, int | float) or not 0.25 <= speed <= 4.0):
         raise invalid("speed", "must be a number from 0.25 to 4.0")
-    route = _openai_format(
+    route = openai_format_only(
         services.router.resolve(model, req.header(b"vendor"), fallbacks), "speech"
     )
-    await _relay_bytes(req, "audio.speech", "speech", route, Exchange(OPENAI, payload, False))
-
-
-async def _relay_bytes(
-    req: Request, endpoint: str, operation: str, route: ModelRoute, exchange: Exchange
-) -> None:
-    """An answer that is not JSON (audio): relayed as it arrives, with its content type."""
-    event = usage_event(req, endpoint, route, stream=True)
-    status, error = 200, None
-    resp: Response | None = None
-    dep: Deployment | None = None
-    watch = ClientWatch(req.receive)
-    try:
-        route = await admit(req, route)
-        sent = await send_upstream(req, route, operation, exchange, event, stream=True)
-        resp, dep = sent.resp, sent.dep
-        headers = req.base_headers()
-        headers.append((b"content-type", resp.headers.get("content-type", "").encode()))
-        headers += response_headers(req, resp, dep, event.attempts)
-        await req.start(200, headers)
-        first = True
-        try:
-            async for chunk in resp.chunks():
-                if first:
-                    event.ttft_ms = (time.perf_counter() - req.started) * 1000
-                    first = False
-                await req.send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (ConnectionBroken, ReadTimeout) as exc:
-            provider = dep.provider
-            status = 502
-            error = GatewayError(
-                f"upstream {provider.name} ({provider.vendor}) broke off: {type(exc).__name__}",
-                status=502,
-                kind="upstream_error",
-            )  # the client sees a short body: audio has no in-band error
-        await req.send({"type": "http.response.body", "body": b"", "more_body": False})
-    except GatewayError as err:
-        status, error = err.status, err
-        raise
-    except asyncio.CancelledError:
-        if not watch.client_left():
-            raise
-        status, error = 499, client_closed()
-    finally:
-        watch.stop()
-        if resp is not None:
-            resp.close()
-        if dep is not None:
-            req.services.health.release(dep)
-        finish(req, event, status, error)
+    exchange = Exchange(OPENAI, payload, False)
+    await relay_stream(req, "audio.speech", route, exchange, operation="speech", raw=True)
 
 
 ROUTES = [

@@ -29,7 +29,16 @@ from crossway.usage import UsageEvent
 _EVENT_STREAM = b"text/event-stream"
 
 
-async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exchange) -> None:
+async def relay_stream(
+    req: Request,
+    endpoint: str,
+    route: Route,
+    exchange: Exchange,
+    operation: str = "chat_stream",
+    raw: bool = False,
+) -> None:
+    """A streamed answer; `raw` for one that is not events at all (speech audio), relayed
+    as it arrives with the upstream's content type."""
     event = usage_event(req, endpoint, route, stream=True)
     status, error = 200, None
     resp: Response | None = None
@@ -39,8 +48,18 @@ async def relay_stream(req: Request, endpoint: str, route: Route, exchange: Exch
     try:
         route = await admit(req, route)
         # the first bytes are awaited before answering: until then a failure can fail over
-        sent = await send_upstream(req, route, "chat_stream", exchange, event, stream=True)
+        sent = await send_upstream(req, route, operation, exchange, event, stream=True)
         resp, dep = sent.resp, sent.dep
+        if raw:
+            headers = req.base_headers()
+            headers.append((b"content-type", resp.headers.get("content-type", "").encode()))
+            headers += response_headers(req, resp, dep, event.attempts)
+            await req.start(200, headers)
+            error = await _pump_bytes(req, resp, dep, event)
+            if error is not None:
+                status = error.status
+            await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         translated = exchange.stream_translated(dep)
         content_type = b"application/json" if exchange.json_array else _EVENT_STREAM
         if not translated:
@@ -95,6 +114,28 @@ def _incomplete(dep: Deployment) -> UpstreamError:
         vendor=dep.provider.vendor,
         kind="upstream_incomplete",
     )
+
+
+async def _pump_bytes(
+    req: Request, resp: Response, dep: Deployment, event: UsageEvent
+) -> GatewayError | None:
+    """Forward bytes as they come; a break only shortens the body (audio has no in-band
+    error)."""
+    first = True
+    try:
+        async for chunk in resp.chunks():
+            if first:
+                event.ttft_ms = (time.perf_counter() - req.started) * 1000
+                first = False
+            await _send_body(req, chunk)
+    except (ConnectionBroken, ReadTimeout) as exc:
+        provider = dep.provider
+        return GatewayError(
+            f"upstream {provider.name} ({provider.vendor}) broke off: {type(exc).__name__}",
+            status=502,
+            kind="upstream_error",
+        )
+    return None
 
 
 async def _pump(

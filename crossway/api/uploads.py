@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
-from crossway.api.media import _openai_format
+from crossway.api.media import openai_format_only
 from crossway.api.relay import relay_json
 from crossway.api.routes import Route
 from crossway.dialects.common import invalid
 from crossway.dialects.registry import OPENAI
 from crossway.errors import InvalidRequest
 from crossway.ir import Usage
-from crossway.providers.fetch import FetchPolicy
 from crossway.routing import Deployment
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -107,8 +106,7 @@ class UploadExchange(Exchange):
     def headers(self) -> bytes:
         return b"content-type: " + self.content_type.encode("latin-1") + b"\r\n"
 
-    async def prepare(self, dep: Deployment, policy: FetchPolicy) -> None:
-        """An upload carries its file: nothing to fetch."""
+    carries_media = False
 
     def body_for(self, dep: Deployment) -> bytes | list[bytes | memoryview]:
         view = memoryview(self.buffer)
@@ -150,7 +148,7 @@ async def _audio(req: Request, endpoint: str, operation: str) -> None:
     _check(form)
     model = form.fields["model"].strip()
     route = services.router.resolve(model, req.header(b"vendor"))
-    route = _openai_format(route, "audio transcription")
+    route = openai_format_only(route, "audio transcription")
     route = dataclasses.replace(route, fallbacks=[])
     exchange = UploadExchange(buffer, form, content_type)
     await relay_json(req, endpoint, operation, route, exchange)

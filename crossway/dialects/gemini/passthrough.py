@@ -22,8 +22,7 @@ class StreamUsage:
         self.usage: Usage | None = None
 
     def process(self, out: bytes) -> bytes:
-        at = out.rfind(b'"usageMetadata"')
-        if at < 0:
+        if b'"usageMetadata"' not in out:
             return out
         normal = out.replace(b"\r\n", b"\n") if b"\r" in out else out
         for raw_event in reversed(normal.split(b"\n\n")):

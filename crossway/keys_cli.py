@@ -228,6 +228,9 @@ def usage_command(settings: Settings, args: argparse.Namespace) -> int:
             "errors",
             "prompt_tokens",
             "completion_tokens",
+            "images",
+            "characters",
+            "audio_seconds",
             "cost_usd",
         ]
         print(_table(rows, columns))

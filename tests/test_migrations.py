@@ -28,3 +28,25 @@ def test_upgrade_is_idempotent(
     assert current(url) == HEAD
     upgrade(url)  # the second time finds nothing to do
     assert current(url) == HEAD
+
+
+def test_0002_keeps_rows_written_before_it(tmp_path: Path) -> None:
+    """A ledger from before the media units gains the columns; its rows count zero units."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    upgrade(url, "0001")
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute(
+            "INSERT INTO usage (request_id, created_at, endpoint, status, stream, latency_ms,"
+            " prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, attempts)"
+            " VALUES ('r1', '2026-01-01 00:00:00', 'chat.completions', 200, 0, 1.0, 5, 7, 0, 0,"
+            " 1)"
+        )
+    upgrade(url)
+    assert current(url) == HEAD
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        row = db.execute(
+            "SELECT prompt_tokens, images, characters, audio_seconds FROM usage"
+        ).fetchone()
+    assert row == (5, 0, 0, 0.0)

@@ -172,6 +172,10 @@ async def _attempt(
                 health.failure(dep)
                 verdict = True
                 return Miss(exc, "retry")
+            except InvalidRequest as exc:  # a sound answer that refuses the request
+                health.success(dep)
+                verdict = True
+                return Miss(exc, "final")
             health.success(dep, (time.perf_counter() - started) * 1000)
             verdict = kept = True
             return sent

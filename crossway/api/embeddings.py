@@ -4,10 +4,12 @@ is sent and answers: passed through when the formats match, else translated
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
 
+from crossway.api.counting import CHARS_PER_TOKEN
 from crossway.api.exchange import Exchange
 from crossway.dialects import embeddings as emb
 from crossway.dialects.common import untranslatable
@@ -61,12 +63,22 @@ class EmbeddingExchange(Exchange):
                 "that is not a JSON object",
                 vendor=provider.vendor,
             )
-        if not self.translated(dep):
-            return raw, self.client.usage_from(data)
         upstream = dep.provider.dialect
+        if not self.translated(dep):
+            usage = self.client.usage_from(data)
+            return raw, self._estimated(usage) if upstream == "gemini" else usage
         resp = emb.gemini_response(data) if upstream == "gemini" else emb.openai_response(data)
+        if upstream == "gemini":
+            resp.usage = self._estimated(resp.usage)
         if self.client.name == "gemini":
             out = emb.gemini_answer(resp, self.batch)
         else:
             out = emb.openai_answer(resp, self.payload.get("model") or dep.model, self.encoding)
         return orjson.dumps(out), resp.usage
+
+    def _estimated(self, usage: Usage | None) -> Usage:
+        """Gemini's embedding answers count no tokens; the inputs are billed at an estimate."""
+        if usage is not None and usage.prompt_tokens:
+            return usage
+        chars = sum(len(text) for text in self.canonical().inputs)
+        return Usage(prompt_tokens=math.ceil(chars / CHARS_PER_TOKEN))

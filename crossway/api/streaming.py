@@ -22,6 +22,7 @@ from crossway.dialects.registry import DIALECTS
 from crossway.dialects.sse import EventCutter, last_event
 from crossway.dialects.translate import StreamTranslator
 from crossway.errors import GatewayError, UpstreamError
+from crossway.ir import Usage
 from crossway.providers.http1 import ConnectionBroken, ReadTimeout, Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
@@ -35,10 +36,13 @@ async def relay_stream(
     route: Route,
     exchange: Exchange,
     operation: str = "chat_stream",
-    raw: bool = False,
+    raw_types: tuple[str, ...] = (),
+    billed: Usage | None = None,
 ) -> None:
-    """A streamed answer; `raw` for one that is not events at all (speech audio), relayed
-    as it arrives with the upstream's content type."""
+    """A streamed answer. With `raw_types`, one that is not events at all (speech audio):
+    relayed as it arrives with the upstream's content type, which must start with one of
+    them; `billed` is what such an answer bills, known from the request (speech: characters).
+    """
     event = usage_event(req, endpoint, route, stream=True)
     status, error = 200, None
     resp: Response | None = None
@@ -50,9 +54,18 @@ async def relay_stream(
         # the first bytes are awaited before answering: until then a failure can fail over
         sent = await send_upstream(req, route, operation, exchange, event, stream=True)
         resp, dep = sent.resp, sent.dep
-        if raw:
+        if raw_types:
+            raw_type = resp.headers.get("content-type", "")
+            if not raw_type.lower().startswith(raw_types):
+                raise UpstreamError(
+                    f"upstream {dep.provider.name} ({dep.provider.vendor}) was asked for "
+                    f"{raw_types[0].rstrip('/')} and answered with "
+                    f"{raw_type or 'no content type'}",
+                    vendor=dep.provider.vendor,
+                )
+            event.usage = billed
             headers = req.base_headers()
-            headers.append((b"content-type", resp.headers.get("content-type", "").encode()))
+            headers.append((b"content-type", raw_type.encode()))
             headers += response_headers(req, resp, dep, event.attempts)
             await req.start(200, headers)
             error = await _pump_bytes(req, resp, dep, event)

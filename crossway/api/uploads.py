@@ -5,7 +5,9 @@ The body is read into one buffer as it arrives (413 from its declared length, be
 it is read, when it is over `server.max_body_bytes`). Its form is parsed in place: the fields
 are read, the file part is located, nothing is copied. What goes upstream is the same buffer
 in pieces, with only the `model` field's value replaced by the deployment's name; the answer
-(JSON, text, SRT or VTT, as asked) comes back as the upstream wrote it.
+(JSON, text, SRT or VTT, as asked) comes back as the upstream wrote it, once it is seen to
+be what was asked for. The seconds of audio it covered are recorded for billing: as the
+upstream reports them, else read off a WAV file's header or the subtitles' last cue.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
+
+from crossway.api.audio_duration import subtitle_seconds, wav_seconds
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
 from crossway.api.media import openai_format_only
@@ -21,7 +27,7 @@ from crossway.api.relay import relay_json
 from crossway.api.routes import Route
 from crossway.dialects.common import invalid
 from crossway.dialects.registry import OPENAI
-from crossway.errors import InvalidRequest
+from crossway.errors import InvalidRequest, UpstreamError
 from crossway.ir import Usage
 from crossway.routing import Deployment
 
@@ -35,6 +41,7 @@ _DISPOSITION = re.compile(rb'([a-z]+)="([^"]*)"', re.IGNORECASE)
 class FilePart:
     filename: str
     content_type: str
+    start: int  # offset of its bytes in the body
     size: int
 
 
@@ -83,6 +90,7 @@ def parse_form(buf: bytearray, content_type: str) -> Form:
             form.file = FilePart(
                 params["filename"].decode("utf-8", "replace"),
                 ctype.decode("latin-1"),
+                value_start,
                 value_end - value_start,
             )
         else:
@@ -114,7 +122,49 @@ class UploadExchange(Exchange):
         return [view[:start], dep.upstream_model.encode(), view[end:]]
 
     def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:
-        return raw, None  # JSON or text, as asked: passed on as it is
+        """The transcript as the upstream wrote it, and what it bills."""
+        fmt = self.form.fields.get("response_format") or "json"
+        usage = Usage()
+        if fmt in ("json", "verbose_json"):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = None
+            if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+                provider = dep.provider
+                raise UpstreamError(
+                    f"upstream {provider.name} ({provider.vendor}) was asked for a {fmt} "
+                    "transcript and answered with something else",
+                    vendor=provider.vendor,
+                )
+            _reported_usage(data, usage)
+        if not (usage.audio_seconds or usage.prompt_tokens):
+            file = self.form.file
+            assert file is not None
+            audio = memoryview(self.buffer)[file.start : file.start + file.size]
+            seconds = wav_seconds(audio)
+            if seconds is None and fmt in ("srt", "vtt"):
+                seconds = subtitle_seconds(raw)
+            usage.audio_seconds = seconds or 0.0
+        return raw, usage
+
+
+def _reported_usage(data: dict[str, Any], usage: Usage) -> None:
+    """OpenAI's `usage`: seconds (whisper) or tokens (gpt-4o-transcribe); verbose_json's
+    `duration`."""
+    reported = data.get("usage")
+    if isinstance(reported, dict):
+        if reported.get("type") == "tokens":
+            usage.prompt_tokens = int(_number(reported.get("input_tokens")))
+            usage.completion_tokens = int(_number(reported.get("output_tokens")))
+        elif reported.get("type") == "duration":
+            usage.audio_seconds = _number(reported.get("seconds"))
+    if not usage.audio_seconds:
+        usage.audio_seconds = _number(data.get("duration"))
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _check(form: Form) -> None:

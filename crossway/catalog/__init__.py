@@ -17,7 +17,8 @@ _PER_MILLION = 1_000_000
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """USD per 1M tokens, except `image` (per image), `per_second` and `per_character`."""
+    """USD per 1M tokens, except `image` (per image), `per_second` (of audio heard) and
+    `per_character` (of text spoken)."""
 
     input: float = 0.0
     output: float = 0.0
@@ -30,6 +31,14 @@ class Pricing:
     per_character: float | None = None
 
     def cost(self, usage: Usage) -> float:
+        """Tokens at their prices; an answer that reported no tokens (DALL-E, Whisper, TTS)
+        is billed by its units instead, so a model priced both ways is never billed twice."""
+        if not (usage.prompt_tokens or usage.completion_tokens):
+            return (
+                usage.images * (self.image or 0.0)
+                + usage.characters * (self.per_character or 0.0)
+                + usage.audio_seconds * (self.per_second or 0.0)
+            )
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
         cached_price = self.cached_input if self.cached_input is not None else self.input

@@ -22,6 +22,7 @@ ACTIONS = {
     "embeddings": ":batchEmbedContents",  # an OpenAI caller's inputs, one request each
     "embed_one": ":embedContent",
     "embed_batch": ":batchEmbedContents",
+    "images": ":predict",  # Imagen
 }
 _VERSIONS = ("/v1", "/v1beta", "/v1alpha", "/v1beta1")
 

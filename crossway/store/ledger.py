@@ -71,6 +71,9 @@ def _row(event: UsageEvent) -> dict[str, Any]:
         "cost_usd": event.cost_usd,
         "attempts": event.attempts,
         "upstream_request_id": event.upstream_request_id,
+        "images": u.images if u else 0,
+        "characters": u.characters if u else 0,
+        "audio_seconds": u.audio_seconds if u else 0.0,
     }
 
 
@@ -179,6 +182,9 @@ class Ledger:
             sa.func.sum(sa.case((usage.c.status >= 400, 1), else_=0)).label("errors"),
             sa.func.coalesce(sa.func.sum(usage.c.prompt_tokens), 0).label("prompt_tokens"),
             sa.func.coalesce(sa.func.sum(usage.c.completion_tokens), 0).label("completion_tokens"),
+            sa.func.coalesce(sa.func.sum(usage.c.images), 0).label("images"),
+            sa.func.coalesce(sa.func.sum(usage.c.characters), 0).label("characters"),
+            sa.func.coalesce(sa.func.sum(usage.c.audio_seconds), 0.0).label("audio_seconds"),
             sa.func.coalesce(sa.func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
         ]
         if group is not None:
@@ -199,12 +205,14 @@ class Ledger:
             query = query.group_by(group).order_by(group)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        counts = ("requests", "errors", "prompt_tokens", "completion_tokens")
+        counts = ["requests", "errors", "prompt_tokens", "completion_tokens", "images"]
+        counts.append("characters")
         out = []
         for row in rows:
             data = {str(k): v for k, v in row._asdict().items()}
             for name in counts:  # SUM comes back as Decimal or None on some databases
                 data[name] = int(data[name] or 0)
+            data["audio_seconds"] = float(data["audio_seconds"] or 0.0)
             data["cost_usd"] = float(data["cost_usd"] or 0.0)
             out.append(data)
         return out

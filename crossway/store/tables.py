@@ -58,6 +58,10 @@ usage = sa.Table(
     sa.Column("cost_usd", sa.Float),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("upstream_request_id", sa.String(200)),
+    # billed units of the media endpoints (migration 0002)
+    sa.Column("images", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("characters", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("audio_seconds", sa.Float, nullable=False, server_default="0"),
 )
 
 meta = sa.Table(

@@ -12,7 +12,11 @@ fields through, so a client can reach the upstream's faults through the gateway)
     {"simulate": {"error_after": 3}}                      an in-stream error event after 3
     {"simulate": {"hang": true}}                          never answer
     {"simulate": {"malformed": true}}                     a 200 whose body is not JSON
+                                                          (JSON-typed, also where audio was asked)
     {"simulate": {"no_usage": true}}                      no usage, even if asked
+
+Uploads (transcriptions, translations) take `status` and `malformed`, from a `simulate` form
+field or the `x-simulate` header.
 
 Faults that change over time count the requests that name the same `fail_key` (the upstream
 keeps the counts; `SimulatedUpstream.reset_counts()` forgets them):

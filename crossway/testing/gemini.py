@@ -33,7 +33,8 @@ from crossway.testing.server import Reply, Request
 JSON = {"content-type": "application/json; charset=UTF-8"}
 _PATH = re.compile(r"/models/([^/:]+):([A-Za-z]+)$")
 _ACTIONS = {"generateContent", "streamGenerateContent", "countTokens", "embedContent"}
-_ACTIONS |= {"batchEmbedContents"}
+_ACTIONS |= {"batchEmbedContents", "predict"}
+_ASPECTS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 _STREAM_ERROR = {"code": 503, "message": "simulated in-stream failure", "status": "UNAVAILABLE"}
 STREAM_ERROR = orjson.dumps({"error": _STREAM_ERROR})
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
@@ -112,8 +113,17 @@ def answer(request: Request, body: dict[str, Any], faults: Faults, play: Play) -
         return error(faults.status, text, headers, details)
     if faults.malformed:
         return Reply(200, dict(JSON), b"{this is not json")
+    if (action == "predict") != model.startswith("imagen"):  # Imagen answers predict only
+        return error(
+            404,
+            f"models/{model} is not found for API version v1beta, or is not supported for "
+            f"{action}. Call ListModels to see the list of available models and their "
+            "supported methods.",
+        )
     vertex = _vertex(request.path)
     try:
+        if action == "predict":
+            return _predict(body)
         if action == "countTokens":
             return _count(rq.normalize(body, "count", vertex))
         if action == "embedContent":
@@ -311,3 +321,24 @@ def _batch(req: dict[str, Any], model: str, vertex: bool) -> Reply:
             )
         out.append(_embedding(one, at))
     return Reply(200, dict(JSON), orjson.dumps({"embeddings": out}))
+
+
+def _predict(body: dict[str, Any]) -> Reply:
+    """Imagen: one PNG per sample; a prompt that says "forbidden" has every image withheld."""
+    instances = body.get("instances")
+    prompt = instances[0].get("prompt") if isinstance(instances, list) and instances else None
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise rq.Invalid("* PredictRequest.instances[0].prompt: a prompt is required.")
+    parameters = body.get("parameters") or {}
+    count = parameters.get("sampleCount", 4)  # Imagen's default is four
+    if not rq.is_int(count) or not 1 <= count <= 4:
+        raise rq.Invalid("Number of images to generate must be in the range [1, 4].")
+    aspect = parameters.get("aspectRatio", "1:1")
+    if aspect not in _ASPECTS:
+        raise rq.Invalid(f"Aspect ratio {aspect!r} is not supported. Use one of {_ASPECTS}.")
+    if "forbidden" in prompt.lower():
+        reason = "Your current safety filter threshold filtered out the generated image."
+        withheld = [{"raiFilteredReason": reason}] if parameters.get("includeRaiReason") else []
+        return Reply(200, dict(JSON), orjson.dumps({"predictions": withheld}))
+    image = {"mimeType": "image/png", "bytesBase64Encoded": base64.b64encode(PNG).decode()}
+    return Reply(200, dict(JSON), orjson.dumps({"predictions": [image] * count}))

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from crossway.api.audio_duration import wav_seconds
+from crossway.testing.faults import Faults
 from crossway.testing.server import Reply
 
 JSON = {"content-type": "application/json"}
@@ -91,13 +93,18 @@ def speech(body: dict[str, Any], rid: str) -> Reply:
     return Reply(200, headers, stream=chunks())
 
 
-def transcription(body: bytes, content_type: str, translate: bool, rid: str) -> Reply:
-    """A transcript that says what it received: the file's name and size, the fields."""
+def transcription(
+    body: bytes, content_type: str, translate: bool, rid: str, simulate: str | None = None
+) -> Reply:
+    """A transcript that says what it received: the file's name and size, the fields.
+    Faults (`status`, `malformed`) come from a `simulate` form field or the x-simulate
+    header."""
     message = BytesParser(policy=default).parsebytes(
         b"content-type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
     fields: dict[str, str] = {}
     audio: tuple[str, int] | None = None
+    seconds = 0.0
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         filename = part.get_filename()
@@ -105,8 +112,15 @@ def transcription(body: bytes, content_type: str, translate: bool, rid: str) -> 
         data = payload if isinstance(payload, bytes) else b""
         if filename is not None:
             audio = (filename, len(data))
+            # not a WAV file: as if 16 kB were a second
+            seconds = round(wav_seconds(data) or len(data) / 16_000, 3)
         elif isinstance(name, str):
             fields[name] = data.decode("utf-8", "replace")
+    faults = Faults.parse(None, fields.get("simulate") or simulate)
+    if faults.status:
+        return _error(faults.status, f"simulated {faults.status} error")
+    if faults.malformed:
+        return Reply(200, {**JSON, "x-request-id": rid}, b"{this is not json")
     if audio is None:
         return _error(400, "Missing required parameter: 'file'.", "file")
     if not fields.get("model"):
@@ -119,12 +133,26 @@ def transcription(body: bytes, content_type: str, translate: bool, rid: str) -> 
     plain = {"content-type": "text/plain; charset=utf-8", "x-request-id": rid}
     if fmt == "text":
         return Reply(200, plain, text.encode())
+    end = f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{seconds % 60:06.3f}"
     if fmt == "srt":
-        return Reply(200, plain, f"1\n00:00:00,000 --> 00:00:01,000\n{text}\n".encode())
+        cue = f"1\n00:00:00,000 --> {end.replace('.', ',')}\n{text}\n"
+        return Reply(200, plain, cue.encode())
     if fmt == "vtt":
-        return Reply(200, plain, f"WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n{text}\n".encode())
+        return Reply(200, plain, f"WEBVTT\n\n00:00:00.000 --> {end}\n{text}\n".encode())
     out: dict[str, Any] = {"text": text}
+    by_seconds = {"type": "duration", "seconds": -int(-seconds // 1)}  # billed rounded up
     if fmt == "verbose_json":
         task = "translate" if translate else "transcribe"
-        out.update(task=task, language="english", duration=1.0, segments=[])
+        out.update(task=task, language="english", duration=seconds, segments=[], usage=by_seconds)
+    elif fields["model"].startswith("whisper"):
+        out["usage"] = by_seconds
+    else:  # the gpt-4o transcribers bill tokens
+        heard, said = max(1, int(seconds * 10)), len(text) // 4
+        out["usage"] = {
+            "type": "tokens",
+            "input_tokens": heard,
+            "output_tokens": said,
+            "total_tokens": heard + said,
+            "input_token_details": {"audio_tokens": heard, "text_tokens": 0},
+        }
     return Reply(200, {**JSON, "x-request-id": rid}, orjson.dumps(out))

@@ -152,7 +152,8 @@ class SimulatedUpstream:
                 return _error(401, "Incorrect API key provided.")
             ctype = request.headers.get("content-type", "")
             translate = request.path.endswith("/translations")
-            return media.transcription(request.body, ctype, translate, rid)
+            simulate = request.headers.get("x-simulate")
+            return media.transcription(request.body, ctype, translate, rid, simulate)
         if request.method != "POST":
             return self._refuse(request, 405, f"Method {request.method} not allowed")
         try:

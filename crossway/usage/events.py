@@ -43,6 +43,9 @@ class UsageEvent:
                 "reasoning_tokens": usage.reasoning_tokens,
                 "cache_write_tokens": usage.cache_write_tokens,
                 "total_tokens": usage.total_tokens,
+                "images": usage.images,
+                "characters": usage.characters,
+                "audio_seconds": usage.audio_seconds,
             }
         )
         return data

@@ -407,11 +407,19 @@ def test_vertex_answers_to_the_google_pin_and_claude_clients_send_images(
     validate_gemini_request(sent.body)
 
 
-def test_openai_embeddings_from_gemini(client: openai.OpenAI, upstream: SimulatedUpstream) -> None:
+def test_openai_embeddings_from_gemini(
+    client: openai.OpenAI, upstream: SimulatedUpstream, gateway: RunningGateway
+) -> None:
     """The openai SDK asks for base64 by default: little-endian float32, decoded by the SDK."""
-    result = client.embeddings.create(
+    raw = client.embeddings.with_raw_response.create(
         model="gemini-embedding-001", input=["first", "second", "third"], dimensions=32
     )
+    result = raw.parse()
+    # Gemini counts no tokens for embeddings: 16 characters at four a token, billed
+    assert result.usage.prompt_tokens == 4
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    assert event.usage is not None and event.usage.prompt_tokens == 4
+    assert event.cost_usd == pytest.approx(4 * 0.15 / 1e6)
     assert [d.index for d in result.data] == [0, 1, 2]
     assert all(len(d.embedding) == 32 for d in result.data)
     sent = sent_to(upstream, "gemini-embedding-001:batchEmbedContents").body

@@ -111,3 +111,87 @@ def test_images_from_a_gemini_image_model(
     assert sent.body["generationConfig"] == {"responseModalities": ["IMAGE"], "candidateCount": 2}
     linked = client.images.generate(model="gemini-2.5-flash-image", prompt="a lighthouse")
     assert (linked.data or [])[0].url == "data:image/png;base64," + base64.b64encode(PNG).decode()
+
+
+def test_images_are_billed_per_image_unless_tokens_were_reported(
+    client: openai.OpenAI, gateway: RunningGateway
+) -> None:
+    raw = client.images.with_raw_response.generate(model="dall-e-3", prompt="a lighthouse", n=2)
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    assert event.usage is not None and event.usage.images == 2
+    assert event.cost_usd == pytest.approx(2 * 0.04)  # the catalog's price per image
+    raw = client.images.with_raw_response.generate(
+        model="gpt-image-1", prompt="a lighthouse", response_format="b64_json"
+    )
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    usage = event.usage
+    assert usage is not None and (usage.images, usage.completion_tokens) == (1, 272)
+    # gpt-image-1 reports tokens: billed by them ($5 in, $40 out per 1M), not per image
+    assert event.cost_usd == pytest.approx((usage.prompt_tokens * 5 + 272 * 40) / 1e6)
+
+
+def test_images_from_imagen_through_predict(
+    client: openai.OpenAI, gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="imagen-4", prompt="a lighthouse", n=2, size="1792x1024", response_format="b64_json"
+    )
+    made = raw.parse()
+    assert [base64.b64decode(d.b64_json or "") for d in made.data or []] == [PNG, PNG]
+    sent = next(r for r in reversed(upstream.requests) if r.path.endswith(":predict"))
+    assert sent.path.endswith("/models/imagen-4.0-generate-001:predict")
+    assert sent.body == {
+        "instances": [{"prompt": "a lighthouse"}],
+        "parameters": {"sampleCount": 2, "aspectRatio": "16:9", "includeRaiReason": True},
+    }
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    assert event.usage is not None and event.usage.images == 2
+    assert event.cost_usd == pytest.approx(0.08)
+    with pytest.raises(openai.BadRequestError) as withheld:
+        client.images.generate(model="imagen-4", prompt="something forbidden")
+    assert withheld.value.code == "content_policy_violation"
+    assert "withheld every image" in withheld.value.message
+
+
+def test_gemini_images_take_the_size_as_an_aspect_ratio(
+    client: openai.OpenAI, gateway: RunningGateway, upstream: SimulatedUpstream
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="gemini-2.5-flash-image", prompt="a tall tower", size="1024x1792"
+    )
+    sent = next(r for r in reversed(upstream.requests) if ":generateContent" in r.path)
+    assert sent.body["generationConfig"]["imageConfig"] == {"aspectRatio": "9:16"}
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    assert event.usage is not None and event.usage.images == 1 and event.usage.prompt_tokens
+
+
+def test_an_answer_that_is_not_images_is_a_502(gateway: RunningGateway) -> None:
+    client = gateway.client(max_retries=0)
+    with pytest.raises(openai.APIStatusError) as broken:
+        client.images.generate(
+            model="dall-e-3", prompt="x", extra_body={"simulate": {"malformed": True}}
+        )
+    assert broken.value.status_code == 502
+    assert "is not a JSON object" in broken.value.message
+
+
+def test_speech_is_billed_by_the_character(client: openai.OpenAI, gateway: RunningGateway) -> None:
+    text = "Twelve chars" * 10
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input=text
+    ) as resp:
+        resp.read()
+        request_id = resp.headers["x-request-id"]
+    event = gateway.event(request_id)
+    assert event.usage is not None and event.usage.characters == len(text) == 120
+    assert event.cost_usd == pytest.approx(120 * 0.000015)
+
+
+def test_speech_answered_with_something_else_is_a_502(gateway: RunningGateway) -> None:
+    client = gateway.client(max_retries=0)
+    with pytest.raises(openai.APIStatusError) as broken:
+        client.audio.speech.create(
+            model="tts-1", voice="alloy", input="hi", extra_body={"simulate": {"malformed": True}}
+        )
+    assert broken.value.status_code == 502
+    assert "was asked for audio and answered with application/json" in broken.value.message

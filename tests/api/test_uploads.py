@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import socket
 import struct
+import sys
 import wave
 
 import httpx
@@ -122,3 +124,72 @@ def test_not_an_upload_and_too_large(gateway: RunningGateway) -> None:
         )
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_transcriptions_are_billed_by_the_seconds_heard(
+    client: openai.OpenAI, gateway: RunningGateway
+) -> None:
+    def billed(response_format: str, model: str = "whisper-1", **file: bytes) -> tuple[float, int]:
+        name, data = next(iter(file.items()), ("tone.wav", tone(2.5)))
+        raw = client.audio.transcriptions.with_raw_response.create(
+            model=model,
+            file=(name, data),
+            response_format=response_format,  # type: ignore[arg-type]
+        )
+        event = gateway.event(raw.http_response.headers["x-request-id"])
+        assert event.usage is not None and event.cost_usd is not None
+        return event.usage.audio_seconds, event.usage.prompt_tokens
+
+    assert billed("json") == (3.0, 0)  # whisper's usage: seconds, rounded up
+    assert billed("verbose_json") == (3.0, 0)
+    assert billed("text") == (2.5, 0)  # no usage in the answer: the WAV header's length
+    # not a WAV file: the end of the last subtitle (16 kB a second, in the simulated upstream)
+    assert billed("srt", **{"talk.mp3": bytes(40_000)}) == (2.5, 0)
+    assert billed("vtt", **{"talk.mp3": bytes(40_000)}) == (2.5, 0)
+    assert billed("json", "gpt-4o-transcribe") == (0.0, 25)  # billed by its tokens
+    raw = client.audio.transcriptions.with_raw_response.create(
+        model="whisper-1", file=("tone.wav", tone(2.5))
+    )
+    event = gateway.event(raw.http_response.headers["x-request-id"])
+    assert event.cost_usd == pytest.approx(3 * 0.0001)  # $0.006 a minute
+
+
+def test_a_transcript_that_is_not_json_is_a_502(gateway: RunningGateway) -> None:
+    client = gateway.client(max_retries=0)
+    with pytest.raises(openai.APIStatusError) as broken:
+        client.audio.transcriptions.create(
+            model="whisper-1",
+            file=("tone.wav", WAV, "audio/wav"),
+            extra_body={"simulate": '{"malformed": true}'},
+        )
+    assert broken.value.status_code == 502
+    assert "was asked for a json transcript" in broken.value.message
+
+
+def test_an_upload_writes_nothing_to_disk(client: openai.OpenAI) -> None:
+    """Every file this process opens for writing while a 3 MB upload goes through (the
+    gateway and the simulated upstream run here): none."""
+    written: list[str] = []
+    watching = False
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if not watching:
+            return
+        if event == "open" and len(args) > 1 and isinstance(args[1], str):
+            if set(args[1]) & set("wax+"):
+                written.append(str(args[0]))
+        elif event == "open" and len(args) > 2 and isinstance(args[2], int):
+            if args[2] & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                written.append(str(args[0]))
+        elif event in ("tempfile.mkstemp", "tempfile.mkdtemp", "os.mkdir"):
+            written.append(str(args[0]))
+
+    sys.addaudithook(hook)  # hooks cannot be removed: this one is off outside the test
+    big = tone(90.0)  # 2.9 MB of WAV
+    watching = True
+    try:
+        out = client.audio.transcriptions.create(model="whisper-1", file=("long.wav", big))
+    finally:
+        watching = False
+    assert out.text.startswith(f"[simulated] transcribed {len(big)} bytes")
+    assert written == []

@@ -60,6 +60,16 @@ def test_cost_counts_cached_tokens_at_their_price() -> None:
     assert Pricing(input=1, output=2).cost(usage) == pytest.approx((1000 + 200) / 1e6)
 
 
+def test_media_units_are_billed_when_no_tokens_were_reported() -> None:
+    price = Pricing(input=5.0, output=40.0, image=0.04, per_second=0.0001, per_character=0.00002)
+    assert price.cost(Usage(images=3)) == pytest.approx(0.12)
+    assert price.cost(Usage(audio_seconds=90.5)) == pytest.approx(0.00905)
+    assert price.cost(Usage(characters=1000)) == pytest.approx(0.02)
+    # a model that reported tokens (gpt-image-1) is billed by them, the images not again
+    by_tokens = Usage(prompt_tokens=10, completion_tokens=1000, images=1)
+    assert price.cost(by_tokens) == pytest.approx((10 * 5 + 1000 * 40) / 1e6)
+
+
 def test_per_token_strings() -> None:
     assert Pricing(input=2.5, output=10).per_token() == {
         "prompt": "0.0000025",

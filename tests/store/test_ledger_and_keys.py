@@ -36,7 +36,7 @@ def event(n: int, key_id: str, cost: float | None = 0.25, **fields: object) -> U
         model="gpt-4o",
         vendor="openai",
         status=200,
-        usage=Usage(10, 5, 2, 1),
+        usage=Usage(10, 5, 2, 1, images=n % 2, characters=3, audio_seconds=0.5),
         cost_usd=cost,
         **fields,
     )  # type: ignore[arg-type]
@@ -72,12 +72,16 @@ def test_keys_and_an_idempotent_ledger(database_url: str) -> None:
                     "errors": 0,
                     "prompt_tokens": 3000,
                     "completion_tokens": 1500,
+                    "images": 150,
+                    "characters": 900,
+                    "audio_seconds": pytest.approx(150.0),
                     "cost_usd": pytest.approx(75.0),
                 }
             ]
             record = await ledger.request(batch[0].request_id)
             assert record is not None
             assert (record["cached_tokens"], record["reasoning_tokens"]) == (2, 1)
+            assert (record["images"], record["characters"], record["audio_seconds"]) == (0, 3, 0.5)
             assert record["stream"] is True and record["ttft_ms"] is None
             assert record["created_at"].endswith("Z")
             spend_today = await ledger.spend_since(

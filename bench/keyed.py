@@ -10,6 +10,7 @@ counted against the requests it answered with the key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -17,9 +18,10 @@ import signal
 import subprocess
 from typing import Any
 
-import redis
 from common import CONNECTIONS, CROSSWAY, CROSSWAY_KEYS, SCENARIOS, say
 from procs import Proc, post_once
+
+from crossway.limits.resp import RespClient
 
 PG_HOST = "127.0.0.1"
 PG_URL = f"postgresql://postgres@{PG_HOST}:5432"
@@ -192,15 +194,20 @@ class KeysRun:
         if self.key_id is None:
             return
         try:
-            client = redis.Redis.from_url(REDIS_URL)
-            try:
-                found = list(client.scan_iter(match=f"cw:{{{self.key_id}}}:*", count=1000))
-                if found:
-                    client.delete(*found)
-            finally:
-                client.close()
-        except redis.RedisError as exc:
+            asyncio.run(_forget_counters(f"cw:{{{self.key_id}}}:*"))
+        except (OSError, RuntimeError) as exc:
             say(f"could not delete the Redis counters of {self.key_id}: {exc}")
+
+
+async def _forget_counters(pattern: str) -> None:
+    """Crossway's own Redis client: the bench needs nothing beyond the gateway's install."""
+    client = RespClient(REDIS_URL)
+    try:
+        found = await client.call("KEYS", pattern)
+        if found:
+            await client.call("DEL", *found)
+    finally:
+        await client.close()
 
 
 def ledger_warnings(ledger: dict[str, Any]) -> list[str]:

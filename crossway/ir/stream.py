@@ -2,11 +2,13 @@
 
 A decoder guarantees a simple grammar, so encoders stay small:
 
-    Start  (BlockStart  (delta of that block's kind)*  BlockStop)*  Finish  End
-                                                       any point:   Failed  (then nothing)
+    Start  (BlockStart (delta of that block's kind)* BlockStop | ImageOutput)*  Finish  End
+                                                         any point:   Failed  (then nothing)
 
-Blocks are numbered 0, 1, 2… in order; only one is open at a time. `Finish` carries the
-final usage, which several dialects only know at the very end.
+Blocks are numbered 0, 1, 2… in order; only one is open at a time. A generated image arrives
+whole, so it is no block: `ImageOutput` comes only between blocks (a decoder closes the open
+block first, which keeps the image in its place among the text around it) and takes no block
+number. `Finish` carries the final usage, which several dialects only know at the very end.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ class ToolArgsDelta:
 
 
 @dataclass(slots=True)
+class ImageOutput:
+    """A whole generated image (e.g. a Gemini image model's `inlineData` part)."""
+
+    media_type: str  # e.g. "image/png"
+    data: str  # base64, without any `data:` prefix
+
+
+@dataclass(slots=True)
 class BlockStop:
     index: int
 
@@ -89,6 +99,7 @@ Event = (
     | SignatureDelta
     | ToolArgsDelta
     | BlockStop
+    | ImageOutput
     | Finish
     | Failed
 )

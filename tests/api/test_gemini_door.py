@@ -38,6 +38,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from crossway.testing import SimulatedUpstream
+from crossway.testing.media import PNG as GENERATED_PNG
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 WEATHER = types.FunctionDeclaration(
@@ -459,3 +460,42 @@ def test_chat_images_from_a_gemini_image_model(
     assert "images" not in plain.model_dump()["choices"][0]["message"] or not getattr(
         plain.choices[0].message, "images", None
     )
+
+
+def test_streamed_chat_images_from_a_gemini_image_model(
+    client: openai.OpenAI, upstream: SimulatedUpstream
+) -> None:
+    stream = client.chat.completions.create(
+        model="gemini-2.5-flash-image",
+        messages=[{"role": "user", "content": "draw a lighthouse"}],
+        modalities=["image", "text"],  # type: ignore[list-item]  # the SDK types text/audio
+        stream=True,
+    )
+    chunks = list(stream)
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    images = [i for d in deltas for i in (d.model_extra or {}).get("images") or ()]
+    expected = "data:image/png;base64," + base64.b64encode(GENERATED_PNG).decode()
+    assert images == [{"type": "image_url", "image_url": {"url": expected}, "index": 0}]
+    assert "draw a lighthouse" in "".join(d.content or "" for d in deltas)
+    assert chunks[-1].choices and chunks[-1].choices[0].finish_reason == "stop"
+    sent = sent_to(upstream, "gemini-2.5-flash-image:streamGenerateContent").body
+    assert sent["generationConfig"]["responseModalities"] == ["IMAGE", "TEXT"]
+    validate_gemini_request(sent)
+    raw = httpx.post(
+        f"{client.base_url}chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={
+            "model": "gemini-2.5-flash-image",
+            "stream": True,
+            "modalities": ["image", "text"],
+            "messages": [{"role": "user", "content": "draw a lighthouse"}],
+        },
+    )
+    validated = validate_sse_chat_stream(raw.content)  # extra delta fields are allowed
+    assert sum("images" in c["choices"][0]["delta"] for c in validated if c["choices"]) == 1
+    plain = client.chat.completions.create(
+        model="gemini-2.5-flash-image",
+        messages=[{"role": "user", "content": "no picture"}],
+        stream=True,
+    )
+    assert not any((c.choices[0].delta.model_extra or {}).get("images") for c in plain if c.choices)

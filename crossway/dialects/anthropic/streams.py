@@ -30,6 +30,7 @@ from crossway.ir.stream import (
     Event,
     Failed,
     Finish,
+    ImageOutput,
     ReasoningDelta,
     SignatureDelta,
     Start,
@@ -223,6 +224,11 @@ class StreamEncoder:
             return self._finish(event)
         if isinstance(event, Failed):
             return stream_error_event(event.error)
+        if isinstance(event, ImageOutput):
+            # Anthropic's Messages API has no image output (no assistant content block holds
+            # an image), so it is dropped, as whole answers drop theirs; it opens no block and
+            # takes no index, so the blocks around it stay numbered 0, 1, 2…
+            return b""
         return b""
 
     def _delta(self, index: int, delta: dict[str, Any]) -> bytes:

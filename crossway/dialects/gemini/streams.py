@@ -3,8 +3,9 @@
 Each upstream chunk is a whole GenerateContentResponse holding only new parts; a function
 call arrives whole, and the finish reason may come in a chunk of its own after it. Gemini
 has no end marker: the decoder finishes at the end of the body, and only if a finish reason
-came (else the stream was cut). The encoder buffers a tool call's argument fragments until
-its block ends, since Gemini's `args` is an object with no partial form, and writes SSE
+came (else the stream was cut). A generated image (an `inlineData` part) also arrives whole,
+and is one `ImageOutput` either way. The encoder buffers a tool call's argument fragments
+until its block ends, since Gemini's `args` is an object with no partial form, and writes SSE
 (`alt=sse`) or, for a client that did not ask for SSE, one streamed JSON array.
 """
 
@@ -27,6 +28,7 @@ from crossway.ir.stream import (
     Event,
     Failed,
     Finish,
+    ImageOutput,
     ReasoningDelta,
     Start,
     TextDelta,
@@ -111,11 +113,25 @@ class StreamDecoder:
             return
         text = part.get("text")
         if not isinstance(text, str) or not text:
+            inline = part.get("inlineData") or part.get("inline_data")
+            if isinstance(inline, dict):
+                self._image(inline, out)
             return
         if part.get("thought"):
             out.append(ReasoningDelta(self._blocks.ensure("reasoning", out), text))
         else:
             out.append(TextDelta(self._blocks.ensure("text", out), text))
+
+    def _image(self, inline: dict[str, Any], out: list[Event]) -> None:
+        """A generated image (an image model's `inlineData` part), whole."""
+        data = inline.get("data")
+        mime = inline.get("mimeType") or inline.get("mime_type") or "image/png"
+        if not isinstance(data, str) or not data or not isinstance(mime, str):
+            return
+        if not mime.startswith("image/"):
+            return  # other media (a speech model's audio) has no stream event yet
+        self._blocks.close(out)  # an image comes between blocks (the stream grammar)
+        out.append(ImageOutput(mime, data))
 
 
 class StreamEncoder:
@@ -160,6 +176,8 @@ class StreamEncoder:
             self._response_id = event.id or os.urandom(8).hex()
             self.model = event.model or self.model
             return b""
+        if isinstance(event, ImageOutput):
+            return self._chunk([{"inlineData": {"mimeType": event.media_type, "data": event.data}}])
         if isinstance(event, Finish):
             usage = usage_object(event.usage) if event.usage is not None else None
             out = self._chunk([{"text": ""}], FINISH_TO_GEMINI[event.reason], usage)

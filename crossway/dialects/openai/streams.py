@@ -3,6 +3,8 @@
 The decoder holds the finish reason back until `[DONE]`, because the usage chunk comes after
 the finish chunk. The encoder numbers tool calls with its own stream-wide counter (never the
 upstream's block index), so a text block before the first call still gives that call index 0.
+Generated images go both ways in `delta.images` (OpenRouter's shape, as in whole answers),
+each one whole, as a `data:` URL, numbered from 0 across the stream.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from crossway.dialects.common import Blocks
+from crossway.dialects.common import Blocks, data_url, split_data_url
 from crossway.dialects.openai.errors import stream_error_event
 from crossway.dialects.openai.responses import (
     FINISH_TO_OPENAI,
@@ -28,6 +30,7 @@ from crossway.ir.stream import (
     Event,
     Failed,
     Finish,
+    ImageOutput,
     ReasoningDelta,
     SignatureDelta,
     Start,
@@ -84,6 +87,9 @@ class StreamDecoder:
                         self._finish = "content_filter"
             for call in delta.get("tool_calls") or ():
                 self._tool_delta(call, out)
+            images = delta.get("images")
+            if images and isinstance(images, list):
+                self._images(images, out)
             reason = choice.get("finish_reason")
             if reason and self._finish != "content_filter":
                 self._finish = finish_from(reason)
@@ -118,6 +124,16 @@ class StreamDecoder:
             # upstream does) still go out under that call's index
             out.append(ToolArgsDelta(index, args))
 
+    def _images(self, images: list[Any], out: list[Event]) -> None:
+        for image in images:
+            ref = image.get("image_url") if isinstance(image, dict) else None
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            inline = split_data_url(url) if isinstance(url, str) else None
+            if inline is None or not inline[1]:
+                continue  # an image by http(s) URL: the canonical event carries the bytes
+            self._blocks.close(out)  # an image comes between blocks (the stream grammar)
+            out.append(ImageOutput(inline[0], inline[1]))
+
 
 class StreamEncoder:
     """Canonical events → `data: {chunk}` lines, ending with `data: [DONE]`."""
@@ -128,6 +144,7 @@ class StreamEncoder:
         self._base: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}
         self._reasoning: list[str] = []  # the open reasoning block's text, for its signature
+        self._images = 0  # generated images so far: the next one's `index`
         self._head: bytes | None = None
         self._tail = b""
 
@@ -185,6 +202,11 @@ class StreamEncoder:
             return out + b"data: [DONE]\n\n"
         if isinstance(event, Failed):
             return stream_error_event(event.error)
+        if isinstance(event, ImageOutput):
+            url = data_url(event.media_type, event.data)
+            image = {"type": "image_url", "image_url": {"url": url}, "index": self._images}
+            self._images += 1
+            return self._chunk({"images": [image]})
         return b""  # BlockStop: nothing to say in this format
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:

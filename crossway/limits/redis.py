@@ -1,15 +1,24 @@
 """The Redis limiter: the same limits, exact across every gateway process sharing one Redis.
 
-Each admission is one Lua script, so checking and taking a slot is atomic. Time is the
-gateway's clock (in milliseconds): processes on one host agree exactly, hosts as far as NTP
-keeps them together.
+Each admission is one Lua script, so checking and taking a slot is atomic. A busy key far from
+its limits takes admissions in blocks instead (`crossway.limits.allowance`): one script call
+grants the request and an allowance of more, which this process then spends without asking.
+Time is the gateway's clock (in milliseconds): processes on one host agree exactly, hosts as
+far as NTP keeps them together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+from crossway.limits.allowance import (
+    HOLD_MS,
+    MIN_ROOM_REQUESTS,
+    Allowance,
+    BusyKeys,
+)
 from crossway.limits.base import (
     LEASE_MS,
     WINDOW_MS,
@@ -23,6 +32,8 @@ from crossway.limits.base import (
     rate_error,
 )
 from crossway.limits.resp import RespClient, Script
+
+log = logging.getLogger("crossway.limits")
 
 _ADMIT = """
 local now = tonumber(ARGV[10])
@@ -80,6 +91,110 @@ end
 return 1
 """
 
+# The admission of one request (as _ADMIT, without concurrency, which keys with allowances do
+# not have) and an allowance of ARGV[11] more, when every limit has room for it:
+# ARGV[12] its life in ms, ARGV[13] requests that must be left in the window, ARGV[14] and
+# ARGV[15] budget and token room that must be left ('' when not known yet).
+# Returns {0, used, reset, tokens, extra, cost reserve, token reserve}, or a refusal as _ADMIT.
+_GRANT = """
+local now = tonumber(ARGV[10])
+local cost_room = nil
+for i = 1, 3 do
+  if ARGV[3 + i] ~= '' then
+    local spent = tonumber(redis.call('GET', KEYS[3 + i]) or '0')
+    local budget = tonumber(ARGV[3 + i])
+    if spent >= budget then return {1, i, tostring(spent)} end
+    if cost_room == nil or budget - spent < cost_room then cost_room = budget - spent end
+  end
+end
+local window = tonumber(ARGV[8])
+local used = -1
+local reset = 0
+if ARGV[1] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  used = redis.call('ZCARD', KEYS[1])
+  if used > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    reset = tonumber(oldest[2]) + window - now
+  end
+end
+local tokens = -1
+if ARGV[2] ~= '' then tokens = tonumber(redis.call('GET', KEYS[3]) or '0') end
+if ARGV[1] ~= '' and used >= tonumber(ARGV[1]) then return {3, used, reset, tokens} end
+if ARGV[2] ~= '' and tokens >= tonumber(ARGV[2]) then return {4, used, reset, tokens} end
+local extra = tonumber(ARGV[11])
+if ARGV[1] ~= '' then
+  local room = tonumber(ARGV[1]) - used - 1
+  if room < tonumber(ARGV[13]) then extra = 0 else extra = math.min(extra, math.floor(room / 8)) end
+end
+local cost_reserve = 0
+if cost_room ~= nil then
+  if ARGV[14] == '' or cost_room < tonumber(ARGV[14]) then
+    extra = 0
+  else
+    cost_reserve = cost_room / 8
+  end
+end
+local token_reserve = 0
+if ARGV[2] ~= '' then
+  local room = tonumber(ARGV[2]) - tokens
+  if ARGV[15] == '' or room < tonumber(ARGV[15]) then
+    extra = 0
+  else
+    token_reserve = math.floor(room / 8)
+  end
+end
+if extra < 2 then
+  extra = 0
+  cost_reserve = 0
+  token_reserve = 0
+end
+local hold = tonumber(ARGV[12])
+if ARGV[1] ~= '' then
+  local entries = {now, ARGV[7]}
+  for i = 1, extra do
+    entries[#entries + 1] = now + hold
+    entries[#entries + 1] = ARGV[7] .. ':' .. i
+  end
+  redis.call('ZADD', KEYS[1], unpack(entries))
+  redis.call('PEXPIRE', KEYS[1], window + hold)
+  used = used + 1 + extra
+  if reset == 0 then reset = window end
+end
+if cost_reserve > 0 then
+  redis.call('INCRBYFLOAT', KEYS[4], cost_reserve)
+  redis.call('EXPIRE', KEYS[4], 172800)
+  redis.call('INCRBYFLOAT', KEYS[5], cost_reserve)
+  redis.call('EXPIRE', KEYS[5], 3456000)
+  redis.call('INCRBYFLOAT', KEYS[6], cost_reserve)
+end
+if token_reserve > 0 then
+  redis.call('INCRBY', KEYS[3], token_reserve)
+  redis.call('PEXPIRE', KEYS[3], 2 * window)
+end
+return {0, used, reset, tokens, extra, tostring(cost_reserve), token_reserve}
+"""
+
+# The end of an allowance: its unused window entries out (ARGV[1]:ARGV[2] .. ARGV[1]:ARGV[3]),
+# the counters corrected by what was used less the reserve (ARGV[4] cost, ARGV[5] tokens).
+_RELEASE = """
+local unused = {}
+for i = tonumber(ARGV[2]), tonumber(ARGV[3]) do unused[#unused + 1] = ARGV[1] .. ':' .. i end
+if #unused > 0 then redis.call('ZREM', KEYS[1], unpack(unused)) end
+if tonumber(ARGV[4]) ~= 0 then
+  redis.call('INCRBYFLOAT', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], 172800)
+  redis.call('INCRBYFLOAT', KEYS[4], ARGV[4])
+  redis.call('EXPIRE', KEYS[4], 3456000)
+  redis.call('INCRBYFLOAT', KEYS[5], ARGV[4])
+end
+if tonumber(ARGV[5]) ~= 0 then
+  redis.call('INCRBY', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) * 2)
+end
+return 1
+"""
+
 _PERIODS = ("daily", "monthly", "total")
 
 
@@ -93,6 +208,15 @@ class RedisLimiter:
         self.prefix = prefix
         self._admit = Script(self.redis, _ADMIT)
         self._settle = Script(self.redis, _SETTLE)
+        self._grant = Script(self.redis, _GRANT)
+        self._release = Script(self.redis, _RELEASE)
+        self.busy = BusyKeys()
+        self.allowances: dict[str, Allowance] = {}  # key id -> its open allowance here
+        self._granting: set[str] = set()  # keys with a grant on its way
+        self._under: dict[str, Allowance] = {}  # lease -> the allowance that admitted it
+        self._largest: dict[str, tuple[float, int]] = {}  # key id -> costliest request seen
+        self._releases: set[asyncio.Task[None]] = set()
+        self.round_trips = 0  # admissions that asked Redis (the others used an allowance)
 
     def _keys(self, key_id: str, now_ms: int) -> list[str]:
         base = f"{self.prefix}:{{{key_id}}}"  # one hash slot per key, for Redis Cluster
@@ -107,7 +231,18 @@ class RedisLimiter:
         ]
 
     async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
+        recent = self.busy.count(key_id, now_ms)
+        allowance = self.allowances.get(key_id)
+        if allowance is not None:
+            if allowance.take(now_ms):
+                self._under[lease] = allowance
+                return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
+            self._end(key_id, allowance)
+        want = 0 if quota.concurrency is not None else BusyKeys.wanted(recent)
+        if want and key_id not in self._granting:
+            return await self._admit_with_allowance(key_id, quota, lease, now_ms, want)
         keys = self._keys(key_id, now_ms)
+        self.round_trips += 1
         result: list[Any] = await self._admit(
             keys=keys,
             args=[
@@ -123,32 +258,97 @@ class RedisLimiter:
                 now_ms,
             ],
         )
-        status = int(result[0])
-        if status == 1:
-            period = _PERIODS[int(result[1]) - 1]
-            budget = (quota.budget_daily, quota.budget_monthly, quota.budget_total)[
-                int(result[1]) - 1
-            ]
-            assert budget is not None
-            raise budget_error(period, budget, float(result[2]), now_ms)
-        used, reset, tokens = int(result[1]), int(result[2]), int(result[3])
-        admission = Admission()
-        if quota.rpm is not None:
-            admission.requests_remaining = quota.rpm - used
-            admission.requests_reset_ms = reset
-        if quota.tpm is not None:
-            admission.tokens_remaining = quota.tpm - tokens
-            admission.tokens_reset_ms = WINDOW_MS - now_ms % WINDOW_MS
-        if status == 2:
-            assert quota.concurrency is not None
-            raise rate_error("concurrency", quota.concurrency, 1000, admission, quota)
-        if status == 3:
-            assert quota.rpm is not None
-            raise rate_error("rpm", quota.rpm, reset, admission, quota)
-        if status == 4:
-            assert quota.tpm is not None
-            raise rate_error("tpm", quota.tpm, admission.tokens_reset_ms, admission, quota)
+        return _admission(result, quota, now_ms)
+
+    async def _admit_with_allowance(
+        self, key_id: str, quota: Quota, lease: str, now_ms: int, want: int
+    ) -> Admission:
+        cost, tokens = self._largest.get(key_id, (None, None))
+        keys = self._keys(key_id, now_ms)
+        self._granting.add(key_id)
+        self.round_trips += 1
+        try:
+            result: list[Any] = await self._grant(
+                keys=keys,
+                args=[
+                    _arg(quota.rpm),
+                    _arg(quota.tpm),
+                    "",
+                    _arg(quota.budget_daily),
+                    _arg(quota.budget_monthly),
+                    _arg(quota.budget_total),
+                    lease,
+                    WINDOW_MS,
+                    LEASE_MS,
+                    now_ms,
+                    want,
+                    HOLD_MS,
+                    MIN_ROOM_REQUESTS,
+                    _arg(None if cost is None else cost * MIN_ROOM_REQUESTS),
+                    _arg(None if tokens is None else tokens * MIN_ROOM_REQUESTS),
+                ],
+            )
+        finally:
+            self._granting.discard(key_id)
+        admission = _admission(result, quota, now_ms)
+        extra = int(result[4])
+        if extra:
+            budgets = (quota.budget_daily, quota.budget_monthly, quota.budget_total)
+            has_budget = any(b is not None for b in budgets)
+            allowance = Allowance(
+                grant_id=lease,
+                keys=keys,
+                extra=extra,
+                expires_ms=now_ms + HOLD_MS,
+                cost_reserve=float(result[5]) if has_budget else None,
+                token_reserve=int(result[6]) if quota.tpm is not None else None,
+                granted_at_ms=now_ms,
+                requests_remaining=admission.requests_remaining,
+                requests_reset_ms=admission.requests_reset_ms,
+                tokens_used=int(result[3]),
+            )
+            previous = self.allowances.get(key_id)
+            if previous is not None:
+                self._end(key_id, previous)
+            self.allowances[key_id] = allowance
+            self._under[lease] = allowance
+            # an idle key's allowance ends on time too, giving back what it did not use
+            asyncio.get_running_loop().call_later(HOLD_MS / 1000, self._end, key_id, allowance)
+            if admission.requests_remaining is not None:
+                admission.requests_remaining += extra  # not used yet
         return admission
+
+    def _end(self, key_id: str, allowance: Allowance) -> None:
+        """Close an allowance: its unused admissions and reserves go back to Redis."""
+        if not allowance.open:
+            return
+        allowance.open = False
+        if self.allowances.get(key_id) is allowance:
+            del self.allowances[key_id]
+        task = asyncio.get_running_loop().create_task(self._give_back(allowance))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _give_back(self, allowance: Allowance) -> None:
+        keys = allowance.keys
+        cost = allowance.cost - (allowance.cost_reserve or 0.0)
+        if allowance.cost_reserve is None:
+            cost = allowance.cost
+        tokens = allowance.tokens - (allowance.token_reserve or 0)
+        try:
+            await self._release(
+                keys=[keys[0], keys[2], keys[3], keys[4], keys[5]],
+                args=[
+                    allowance.grant_id,
+                    allowance.used + 1,
+                    allowance.extra,
+                    repr(cost),
+                    tokens,
+                    WINDOW_MS,
+                ],
+            )
+        except Exception:  # the reserve stays charged: limits err on the safe side
+            log.warning("could not give back an allowance of %s", keys[0], exc_info=True)
 
     def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
         keys = self._keys(item.key_id, item.now_ms)
@@ -158,8 +358,25 @@ class RedisLimiter:
         await self.settle_many([Settlement(key_id, lease, tokens, cost, now_ms)])
 
     async def settle_many(self, items: list[Settlement]) -> None:
+        calls = []
+        for item in items:
+            largest = self._largest.get(item.key_id)
+            if largest is None or item.cost > largest[0] or item.tokens > largest[1]:
+                largest = largest or (0.0, 0)
+                self._largest[item.key_id] = (
+                    max(largest[0], item.cost),
+                    max(largest[1], item.tokens),
+                )
+            allowance = self._under.pop(item.lease, None)
+            if allowance is not None and allowance.open:
+                allowance.cost += item.cost  # charged to Redis when the allowance ends
+                allowance.tokens += item.tokens
+            else:
+                calls.append(self._settle_call(item))
+        if not calls:
+            return
         # all go out in one write; then wait for all the answers
-        replies = await self._settle.many([self._settle_call(i) for i in items])
+        replies = await self._settle.many(calls)
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:
             raise failed[0]
@@ -190,4 +407,36 @@ class RedisLimiter:
         await asyncio.gather(*calls)
 
     async def close(self) -> None:
+        for key_id, allowance in list(self.allowances.items()):
+            self._end(key_id, allowance)
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
         await self.redis.close()
+
+
+def _admission(result: list[Any], quota: Quota, now_ms: int) -> Admission:
+    """An admission script's answer: the headers' figures, or the refusal it means."""
+    status = int(result[0])
+    if status == 1:
+        period = _PERIODS[int(result[1]) - 1]
+        budget = (quota.budget_daily, quota.budget_monthly, quota.budget_total)[int(result[1]) - 1]
+        assert budget is not None
+        raise budget_error(period, budget, float(result[2]), now_ms)
+    used, reset, tokens = int(result[1]), int(result[2]), int(result[3])
+    admission = Admission()
+    if quota.rpm is not None:
+        admission.requests_remaining = quota.rpm - used
+        admission.requests_reset_ms = reset
+    if quota.tpm is not None:
+        admission.tokens_remaining = quota.tpm - tokens
+        admission.tokens_reset_ms = WINDOW_MS - now_ms % WINDOW_MS
+    if status == 2:
+        assert quota.concurrency is not None
+        raise rate_error("concurrency", quota.concurrency, 1000, admission, quota)
+    if status == 3:
+        assert quota.rpm is not None
+        raise rate_error("rpm", quota.rpm, reset, admission, quota)
+    if status == 4:
+        assert quota.tpm is not None
+        raise rate_error("tpm", quota.tpm, admission.tokens_reset_ms, admission, quota)
+    return admission

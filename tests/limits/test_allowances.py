@@ -1,0 +1,121 @@
+"""Allowances of the Redis limiter: a busy key's admissions taken in blocks, with every count
+in Redis exact once they end, and no limit exceeded across two limiters (two processes)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from conftest import REDIS_URL
+
+from crossway.limits import BudgetExceeded, Quota, RateLimited
+from crossway.limits.allowance import MIN_ROOM_REQUESTS
+from crossway.limits.redis import RedisLimiter
+
+T0 = 1_795_000_000_000
+T0 -= T0 % 60_000 - 10_000  # mid-minute
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[RedisLimiter, RedisLimiter]]:
+    """Two limiters on one Redis: what two gateway processes are."""
+    prefix = "cwtest-" + secrets.token_hex(4)
+    first, second = RedisLimiter(REDIS_URL, prefix), RedisLimiter(REDIS_URL, prefix)
+    yield first, second
+    await first.close()
+    await second.close()
+    keys = await first.redis.call("KEYS", f"{prefix}:*")
+    if keys:
+        await first.redis.call("DEL", *keys)
+    await first.redis.close()
+
+
+async def counters(limiter: RedisLimiter, key_id: str, now_ms: int) -> tuple[int, int, float]:
+    """Requests in the window, tokens this minute, spend today, as Redis holds them."""
+    keys = limiter._keys(key_id, now_ms)
+    used = await limiter.redis.call("ZCOUNT", keys[0], "-inf", "+inf")
+    tokens, spent = await limiter.redis.call("MGET", keys[2], keys[3])
+    return int(used), int(tokens or 0), float(spent or 0)
+
+
+async def test_a_busy_key_is_admitted_from_allowances_and_counted_exactly(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    limiter = pair[0]
+    quota = Quota(rpm=100_000, tpm=10**9, budget_daily=1_000.0)
+    admitted = 0
+    for i in range(2_000):  # 20 ms apart in groups of 50: 500 a second
+        now = T0 + (i // 50) * 20
+        admission = await limiter.admit("k", quota, f"r{i}", now)
+        assert admission.requests_remaining is not None
+        assert admission.requests_remaining <= 100_000 - (i + 1)  # never more than is left
+        await limiter.settle("k", f"r{i}", 10, 0.001, now)
+        admitted += 1
+    assert limiter.round_trips < admitted / 5  # most came from allowances
+    await limiter.close()  # ends the open allowance: unused entries and reserves go back
+    used, tokens, spent = await counters(limiter, "k", T0)
+    assert used == admitted
+    assert tokens == 10 * admitted
+    assert spent == pytest.approx(0.001 * admitted, rel=1e-9)
+
+
+async def test_two_limiters_never_admit_more_than_the_rpm(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    """Both keep asking until each has been refused many times in a row: together they
+    admitted exactly the limit, although most of it went out in allowances."""
+    limit = 4 * MIN_ROOM_REQUESTS
+    quota = Quota(rpm=limit)
+    admitted, refused_in_a_row, i = 0, [0, 0], 0
+    while min(refused_in_a_row) < 50:
+        side = i % 2
+        try:
+            await pair[side].admit("k", quota, f"r{i}", T0 + i)  # 500 a second each
+            admitted += 1
+            refused_in_a_row[side] = 0
+        except RateLimited:
+            refused_in_a_row[side] += 1
+        i += 1
+        assert admitted <= limit
+    assert admitted == limit
+    assert pair[0].round_trips + pair[1].round_trips < limit / 2
+
+
+async def test_a_budget_is_overrun_by_no_more_than_in_flight_requests(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    """Admitted and settled one by one on two limiters: the spend passes the budget by at
+    most one request per limiter, and Redis holds the exact spend when the allowances end."""
+    budget, cost = 3.0, 0.001  # room for 3,000 requests; allowances while 1,000 are left
+    quota = Quota(budget_daily=budget)
+    spent, refused, i = 0.0, [0, 0], 0
+    while min(refused) < 20:
+        side = i % 2
+        try:
+            await pair[side].admit("k", quota, f"r{i}", T0 + i)
+        except BudgetExceeded:
+            refused[side] += 1
+        else:
+            await pair[side].settle("k", f"r{i}", 0, cost, T0 + i)
+            spent += cost
+        i += 1
+    assert budget <= spent <= budget + 2 * cost + 1e-9
+    assert pair[0].round_trips + pair[1].round_trips < i / 2
+    for limiter in pair:
+        await limiter.close()
+    assert (await counters(pair[0], "k", T0))[2] == pytest.approx(spent, rel=1e-9)
+
+
+async def test_keys_near_their_limits_ask_redis_every_time(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    limiter = pair[0]
+    small = Quota(rpm=MIN_ROOM_REQUESTS // 2)
+    for i in range(300):
+        await limiter.admit("small", small, f"s{i}", T0)
+    assert limiter.round_trips == 300 and not limiter.allowances
+    # a concurrency limit is checked in Redis for every request, whatever the rate
+    for i in range(300):
+        await limiter.admit("conc", Quota(concurrency=1_000), f"c{i}", T0)
+    assert limiter.round_trips == 600

@@ -23,28 +23,45 @@ GROUPS = ("day", "model", "key", "vendor")
 
 _COLUMNS = [c.name for c in usage.columns]
 _KEY_ID, _COST = _COLUMNS.index("key_id"), _COLUMNS.index("cost_usd")
-_PG_TYPE = {
-    sa.String: "text",
-    sa.DateTime: "float8",
-    sa.Integer: "int8",
-    sa.Boolean: "bool",
-    sa.Float: "float8",
+# Postgres gets the batch as the events themselves, serialised by orjson (dataclasses natively,
+# several times faster than building rows) in one JSON document; the statement reads the
+# columns out of it, inserts what is new, and adds the new rows' cost to each key's spend,
+# all in one round trip with one prepared plan whatever the batch's size.
+_EVENT_FIELDS = (
+    "request_id text, started_at float8, principal text, endpoint text, stream bool, "
+    "model_requested text, model text, upstream_model text, provider text, vendor text, "
+    "status int8, error_type text, latency_ms float8, ttft_ms float8, usage json, "
+    "cost_usd float8, upstream_request_id text, attempts int8"
+)
+_FROM_EVENT = {
+    "created_at": "to_timestamp(started_at)",
+    "key_id": "CASE WHEN left(principal, 4) = 'key_' THEN principal END",
+    **{
+        name: f"COALESCE((usage->>'{name}')::int8, 0)"
+        for name in (
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "images",
+            "characters",
+        )
+    },
+    "audio_seconds": "COALESCE((usage->>'audio_seconds')::float8, 0)",
 }
-# the batch travels as one JSON document: encoding it costs far less than binding thousands
-# of values one by one, and the statement (one prepared plan) does not depend on its size
 _PG_INSERT = (
-    f"INSERT INTO usage ({', '.join(_COLUMNS)}) SELECT "
-    + ", ".join(
-        "to_timestamp(created_at)" if c.name == "created_at" else c.name for c in usage.columns
-    )
-    + " FROM json_to_recordset($1::json) AS r("
-    + ", ".join(f"{c.name} {_PG_TYPE[type(c.type)]}" for c in usage.columns)
-    + ") ON CONFLICT (request_id) DO NOTHING RETURNING key_id, cost_usd"
+    f"WITH inserted AS (INSERT INTO usage ({', '.join(_COLUMNS)}) SELECT "
+    + ", ".join(_FROM_EVENT.get(name, name) for name in _COLUMNS)
+    + f" FROM json_to_recordset(convert_from($1::bytea, 'UTF8')::json) AS e({_EVENT_FIELDS})"
+    + " ON CONFLICT (request_id) DO NOTHING RETURNING key_id, cost_usd), "
+    "spent AS (SELECT key_id, sum(cost_usd) AS cost FROM inserted"
+    " WHERE key_id IS NOT NULL AND cost_usd > 0 GROUP BY key_id) "
+    "UPDATE api_keys SET spend_total = api_keys.spend_total + spent.cost"
+    " FROM spent WHERE api_keys.id = spent.key_id"
 )
 _SQLITE_INSERT = (
     f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
-_PG_SPEND = "UPDATE api_keys SET spend_total = spend_total + $2 WHERE id = $1"
 
 
 def _row(event: UsageEvent) -> dict[str, Any]:
@@ -99,19 +116,12 @@ class Ledger:
             await self._write_sqlite(events)
 
     async def _write_postgres(self, events: list[UsageEvent]) -> None:
-        """One statement per batch, whatever its size, with the rows as one JSON document."""
-        rows = []
-        for event in events:
-            row = _row(event)
-            row["created_at"] = event.started_at  # unix time; the statement converts it
-            rows.append(row)
+        """One statement per batch (see `_PG_INSERT`)."""
+        document = orjson.dumps(events)
         async with self.engine.begin() as conn:
             raw = await conn.get_raw_connection()
             pg: Any = raw.driver_connection
-            inserted = await pg.fetch(_PG_INSERT, orjson.dumps(rows).decode())
-            spend = _spend((row[0], row[1]) for row in inserted)
-            if spend:
-                await pg.executemany(_PG_SPEND, list(spend.items()))
+            await pg.execute(_PG_INSERT, document)
 
     async def _write_sqlite(self, events: list[UsageEvent]) -> None:
         """Plain executemany on the driver: SQLAlchemy's per-row parameter work cost three

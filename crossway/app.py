@@ -197,6 +197,7 @@ def create_app(services: Services) -> CrosswayApp:
         services.keys.stop,
         services.limits.limiter.close,
         close_transports,
+        services.ledger.close,
         services.engine.dispose,
     ]
 

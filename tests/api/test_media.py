@@ -7,7 +7,13 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import RunningGateway
+from conftest import (
+    UPSTREAM_KEY,
+    BackgroundLoop,
+    RunningGateway,
+    start_gateway,
+    upstream_settings,
+)
 
 from crossway.testing import SimulatedUpstream
 from crossway.testing.media import PNG
@@ -195,3 +201,33 @@ def test_speech_answered_with_something_else_is_a_502(gateway: RunningGateway) -
         )
     assert broken.value.status_code == 502
     assert "was asked for audio and answered with application/json" in broken.value.message
+
+
+def test_images_and_transcriptions_through_azure(
+    background: BackgroundLoop, upstream: SimulatedUpstream
+) -> None:
+    """Azure names the deployment in the path, with its api-version."""
+    azure = {
+        "type": "azure",
+        "api_key": UPSTREAM_KEY,
+        "base_url": f"{upstream.base_url}/azure",
+        "api_version": "2024-10-21",
+        "models": {"dall-e-3": "images-prod", "whisper-1": "whisper"},
+    }
+    settings = upstream_settings(upstream.base_url, providers={"az": azure}, models={})
+    gw = start_gateway(background, settings)
+    try:
+        client = gw.client()
+        raw = client.images.with_raw_response.generate(model="dall-e-3", prompt="a lighthouse")
+        assert raw.http_response.headers["x-crossway-provider"] == "az"
+        sent = next(r for r in reversed(upstream.requests) if r.path.endswith("/generations"))
+        assert sent.path == "/azure/openai/deployments/images-prod/images/generations"
+        assert sent.query.get("api-version") == "2024-10-21"
+        heard = client.audio.transcriptions.create(
+            model="whisper-1", file=("a.wav", b"RIFF" + bytes(64), "audio/wav")
+        )
+        assert heard.text.endswith("with whisper")  # the deployment's model name
+        sent = next(r for r in reversed(upstream.requests) if r.path.endswith("/transcriptions"))
+        assert sent.path == "/azure/openai/deployments/whisper/audio/transcriptions"
+    finally:
+        gw.stop()

@@ -35,68 +35,14 @@ from crossway.limits.resp import RespClient, Script
 
 log = logging.getLogger("crossway.limits")
 
+# One admission: budgets, the requests-per-minute window, tokens this minute, requests at
+# once; then, when ARGV[11] > 0 and every limit has room for it, an allowance of up to that
+# many admissions more (see crossway.limits.allowance): ARGV[12] its life in ms, ARGV[13]
+# requests that must be left in the window, ARGV[14] and ARGV[15] budget and token room that
+# must be left ('' when not known yet). Keys with a concurrency limit ask for none.
+# Returns {0, used, reset, tokens, extra, cost reserve, token reserve}, or a refusal:
+# {1, budget index, spent}, {2 (at once) | 3 (rpm) | 4 (tpm), used, reset, tokens}.
 _ADMIT = """
-local now = tonumber(ARGV[10])
-for i = 1, 3 do
-  if ARGV[3 + i] ~= '' then
-    local spent = tonumber(redis.call('GET', KEYS[3 + i]) or '0')
-    if spent >= tonumber(ARGV[3 + i]) then return {1, i, tostring(spent)} end
-  end
-end
-local window = tonumber(ARGV[8])
-local used = -1
-local reset = 0
-if ARGV[1] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  used = redis.call('ZCARD', KEYS[1])
-  if used > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    reset = tonumber(oldest[2]) + window - now
-  end
-end
-local tokens = -1
-if ARGV[2] ~= '' then tokens = tonumber(redis.call('GET', KEYS[3]) or '0') end
-if ARGV[3] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {2, used, reset, tokens} end
-end
-if ARGV[1] ~= '' and used >= tonumber(ARGV[1]) then return {3, used, reset, tokens} end
-if ARGV[2] ~= '' and tokens >= tonumber(ARGV[2]) then return {4, used, reset, tokens} end
-if ARGV[1] ~= '' then
-  redis.call('ZADD', KEYS[1], now, ARGV[7])
-  redis.call('PEXPIRE', KEYS[1], window)
-  used = used + 1
-  if reset == 0 then reset = window end
-end
-if ARGV[3] ~= '' then
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[9]), ARGV[7])
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[9]))
-end
-return {0, used, reset, tokens}
-"""
-
-_SETTLE = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(ARGV[2]) > 0 then
-  redis.call('INCRBY', KEYS[2], ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('INCRBYFLOAT', KEYS[3], ARGV[3])
-  redis.call('EXPIRE', KEYS[3], 172800)
-  redis.call('INCRBYFLOAT', KEYS[4], ARGV[3])
-  redis.call('EXPIRE', KEYS[4], 3456000)
-  redis.call('INCRBYFLOAT', KEYS[5], ARGV[3])
-end
-return 1
-"""
-
-# The admission of one request (as _ADMIT, without concurrency, which keys with allowances do
-# not have) and an allowance of ARGV[11] more, when every limit has room for it:
-# ARGV[12] its life in ms, ARGV[13] requests that must be left in the window, ARGV[14] and
-# ARGV[15] budget and token room that must be left ('' when not known yet).
-# Returns {0, used, reset, tokens, extra, cost reserve, token reserve}, or a refusal as _ADMIT.
-_GRANT = """
 local now = tonumber(ARGV[10])
 local cost_room = nil
 for i = 1, 3 do
@@ -120,34 +66,44 @@ if ARGV[1] ~= '' then
 end
 local tokens = -1
 if ARGV[2] ~= '' then tokens = tonumber(redis.call('GET', KEYS[3]) or '0') end
+if ARGV[3] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return {2, used, reset, tokens} end
+end
 if ARGV[1] ~= '' and used >= tonumber(ARGV[1]) then return {3, used, reset, tokens} end
 if ARGV[2] ~= '' and tokens >= tonumber(ARGV[2]) then return {4, used, reset, tokens} end
 local extra = tonumber(ARGV[11])
-if ARGV[1] ~= '' then
-  local room = tonumber(ARGV[1]) - used - 1
-  if room < tonumber(ARGV[13]) then extra = 0 else extra = math.min(extra, math.floor(room / 8)) end
-end
 local cost_reserve = 0
-if cost_room ~= nil then
-  if ARGV[14] == '' or cost_room < tonumber(ARGV[14]) then
-    extra = 0
-  else
-    cost_reserve = cost_room / 8
-  end
-end
 local token_reserve = 0
-if ARGV[2] ~= '' then
-  local room = tonumber(ARGV[2]) - tokens
-  if ARGV[15] == '' or room < tonumber(ARGV[15]) then
-    extra = 0
-  else
-    token_reserve = math.floor(room / 8)
+if extra > 0 then
+  if ARGV[1] ~= '' then
+    local room = tonumber(ARGV[1]) - used - 1
+    if room < tonumber(ARGV[13]) then
+      extra = 0
+    else
+      extra = math.min(extra, math.floor(room / 8))
+    end
   end
-end
-if extra < 2 then
-  extra = 0
-  cost_reserve = 0
-  token_reserve = 0
+  if cost_room ~= nil then
+    if ARGV[14] == '' or cost_room < tonumber(ARGV[14]) then
+      extra = 0
+    else
+      cost_reserve = cost_room / 8
+    end
+  end
+  if ARGV[2] ~= '' then
+    local room = tonumber(ARGV[2]) - tokens
+    if ARGV[15] == '' or room < tonumber(ARGV[15]) then
+      extra = 0
+    else
+      token_reserve = math.floor(room / 8)
+    end
+  end
+  if extra < 2 then
+    extra = 0
+    cost_reserve = 0
+    token_reserve = 0
+  end
 end
 local hold = tonumber(ARGV[12])
 if ARGV[1] ~= '' then
@@ -160,6 +116,10 @@ if ARGV[1] ~= '' then
   redis.call('PEXPIRE', KEYS[1], window + hold)
   used = used + 1 + extra
   if reset == 0 then reset = window end
+end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[9]), ARGV[7])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[9]))
 end
 if cost_reserve > 0 then
   redis.call('INCRBYFLOAT', KEYS[4], cost_reserve)
@@ -175,22 +135,22 @@ end
 return {0, used, reset, tokens, extra, tostring(cost_reserve), token_reserve}
 """
 
-# The end of an allowance: its unused window entries out (ARGV[1]:ARGV[2] .. ARGV[1]:ARGV[3]),
-# the counters corrected by what was used less the reserve (ARGV[4] cost, ARGV[5] tokens).
-_RELEASE = """
-local unused = {}
-for i = tonumber(ARGV[2]), tonumber(ARGV[3]) do unused[#unused + 1] = ARGV[1] .. ':' .. i end
-if #unused > 0 then redis.call('ZREM', KEYS[1], unpack(unused)) end
-if tonumber(ARGV[4]) ~= 0 then
-  redis.call('INCRBYFLOAT', KEYS[3], ARGV[4])
-  redis.call('EXPIRE', KEYS[3], 172800)
-  redis.call('INCRBYFLOAT', KEYS[4], ARGV[4])
-  redis.call('EXPIRE', KEYS[4], 3456000)
-  redis.call('INCRBYFLOAT', KEYS[5], ARGV[4])
+# Charging what requests used: tokens ARGV[1] and cost ARGV[2] (either may be negative: an
+# allowance that used less than its reserve), the tokens key living ARGV[3] ms; and the members
+# ARGV[4..] out of KEYS[1]: a settled request's concurrency lease, or an ending allowance's
+# unused window entries.
+_SETTLE = """
+if #ARGV > 3 then redis.call('ZREM', KEYS[1], unpack(ARGV, 4)) end
+if tonumber(ARGV[1]) ~= 0 then
+  redis.call('INCRBY', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-if tonumber(ARGV[5]) ~= 0 then
-  redis.call('INCRBY', KEYS[2], ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) * 2)
+if tonumber(ARGV[2]) ~= 0 then
+  redis.call('INCRBYFLOAT', KEYS[3], ARGV[2])
+  redis.call('EXPIRE', KEYS[3], 172800)
+  redis.call('INCRBYFLOAT', KEYS[4], ARGV[2])
+  redis.call('EXPIRE', KEYS[4], 3456000)
+  redis.call('INCRBYFLOAT', KEYS[5], ARGV[2])
 end
 return 1
 """
@@ -208,8 +168,6 @@ class RedisLimiter:
         self.prefix = prefix
         self._admit = Script(self.redis, _ADMIT)
         self._settle = Script(self.redis, _SETTLE)
-        self._grant = Script(self.redis, _GRANT)
-        self._release = Script(self.redis, _RELEASE)
         self.busy = BusyKeys()
         self.allowances: dict[str, Allowance] = {}  # key id -> its open allowance here
         self._granting: set[str] = set()  # keys with a grant on its way
@@ -239,41 +197,20 @@ class RedisLimiter:
                 return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
             self._end(key_id, allowance)
         want = 0 if quota.concurrency is not None else BusyKeys.wanted(recent)
-        if want and key_id not in self._granting:
-            return await self._admit_with_allowance(key_id, quota, lease, now_ms, want)
-        keys = self._keys(key_id, now_ms)
-        self.round_trips += 1
-        result: list[Any] = await self._admit(
-            keys=keys,
-            args=[
-                _arg(quota.rpm),
-                _arg(quota.tpm),
-                _arg(quota.concurrency),
-                _arg(quota.budget_daily),
-                _arg(quota.budget_monthly),
-                _arg(quota.budget_total),
-                lease,
-                WINDOW_MS,
-                LEASE_MS,
-                now_ms,
-            ],
-        )
-        return _admission(result, quota, now_ms)
-
-    async def _admit_with_allowance(
-        self, key_id: str, quota: Quota, lease: str, now_ms: int, want: int
-    ) -> Admission:
+        if key_id in self._granting:
+            want = 0  # one allowance on its way at a time; meanwhile one by one
         cost, tokens = self._largest.get(key_id, (None, None))
         keys = self._keys(key_id, now_ms)
-        self._granting.add(key_id)
         self.round_trips += 1
+        if want:
+            self._granting.add(key_id)
         try:
-            result: list[Any] = await self._grant(
+            result: list[Any] = await self._admit(
                 keys=keys,
                 args=[
                     _arg(quota.rpm),
                     _arg(quota.tpm),
-                    "",
+                    _arg(quota.concurrency),
                     _arg(quota.budget_daily),
                     _arg(quota.budget_monthly),
                     _arg(quota.budget_total),
@@ -289,7 +226,8 @@ class RedisLimiter:
                 ],
             )
         finally:
-            self._granting.discard(key_id)
+            if want:
+                self._granting.discard(key_id)
         admission = _admission(result, quota, now_ms)
         extra = int(result[4])
         if extra:
@@ -332,27 +270,21 @@ class RedisLimiter:
     async def _give_back(self, allowance: Allowance) -> None:
         keys = allowance.keys
         cost = allowance.cost - (allowance.cost_reserve or 0.0)
-        if allowance.cost_reserve is None:
-            cost = allowance.cost
         tokens = allowance.tokens - (allowance.token_reserve or 0)
         try:
-            await self._release(
+            unused = [
+                f"{allowance.grant_id}:{i}" for i in range(allowance.used + 1, allowance.extra + 1)
+            ]
+            await self._settle(
                 keys=[keys[0], keys[2], keys[3], keys[4], keys[5]],
-                args=[
-                    allowance.grant_id,
-                    allowance.used + 1,
-                    allowance.extra,
-                    repr(cost),
-                    tokens,
-                    WINDOW_MS,
-                ],
+                args=[tokens, repr(cost), 2 * WINDOW_MS, *unused],
             )
         except Exception:  # the reserve stays charged: limits err on the safe side
             log.warning("could not give back an allowance of %s", keys[0], exc_info=True)
 
     def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
         keys = self._keys(item.key_id, item.now_ms)
-        return keys[1:6], [item.lease, item.tokens, repr(item.cost), 2 * WINDOW_MS]
+        return keys[1:6], [item.tokens, repr(item.cost), 2 * WINDOW_MS, item.lease]
 
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         await self.settle_many([Settlement(key_id, lease, tokens, cost, now_ms)])

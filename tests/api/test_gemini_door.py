@@ -56,6 +56,16 @@ def google(gw: RunningGateway) -> genai.Client:
     return client
 
 
+def raw_chat_stream(client: openai.OpenAI, **body: Any) -> list[dict[str, Any]]:
+    """A streamed chat completion over plain HTTP, its chunks checked against OpenAI's schema."""
+    stream = httpx.post(
+        f"{client.base_url}chat/completions",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={**body, "stream": True},
+    )
+    return validate_sse_chat_stream(stream.content)
+
+
 def sent_to(upstream: SimulatedUpstream, fragment: str) -> Any:
     return next(r for r in reversed(upstream.requests) if fragment in r.path)
 
@@ -272,17 +282,12 @@ def test_openai_sdk_reaches_gemini(client: openai.OpenAI, upstream: SimulatedUps
     model_turn = replay["contents"][1]["parts"][0]
     assert model_turn["thoughtSignature"] == signature["google"]["thought_signature"]
     assert replay["contents"][2]["parts"][0]["functionResponse"]["name"] == "get_weather"
-    stream = httpx.post(
-        f"{client.base_url}chat/completions",
-        headers={"authorization": f"Bearer {MASTER_KEY}"},
-        json={
-            "model": "gemini-2.5-flash",
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": "stream please"}],
-        },
+    chunks = raw_chat_stream(
+        client,
+        model="gemini-2.5-flash",
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "stream please"}],
     )
-    chunks = validate_sse_chat_stream(stream.content)
     assert "stream please" in "".join(
         c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
     )
@@ -481,17 +486,12 @@ def test_streamed_chat_images_from_a_gemini_image_model(
     sent = sent_to(upstream, "gemini-2.5-flash-image:streamGenerateContent").body
     assert sent["generationConfig"]["responseModalities"] == ["IMAGE", "TEXT"]
     validate_gemini_request(sent)
-    raw = httpx.post(
-        f"{client.base_url}chat/completions",
-        headers={"authorization": f"Bearer {MASTER_KEY}"},
-        json={
-            "model": "gemini-2.5-flash-image",
-            "stream": True,
-            "modalities": ["image", "text"],
-            "messages": [{"role": "user", "content": "draw a lighthouse"}],
-        },
+    validated = raw_chat_stream(  # extra delta fields are allowed
+        client,
+        model="gemini-2.5-flash-image",
+        modalities=["image", "text"],
+        messages=[{"role": "user", "content": "draw a lighthouse"}],
     )
-    validated = validate_sse_chat_stream(raw.content)  # extra delta fields are allowed
     assert sum("images" in c["choices"][0]["delta"] for c in validated if c["choices"]) == 1
     plain = client.chat.completions.create(
         model="gemini-2.5-flash-image",

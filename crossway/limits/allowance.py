@@ -8,9 +8,11 @@ which Redis takes out of the shared counts in the same atomic step:
 - requests per minute: one entry per extra admission goes into the key's sliding-window log,
   stamped at the end of the allowance's life so it leaves the window no earlier than a
   request admitted under it; unused ones are taken out again when the allowance ends;
-- budgets and tokens per minute: a reserve (an eighth of what is left) is charged to the
-  counters up front; requests admitted under the allowance are charged to it locally, and
-  when it ends the counters get the difference between what was used and the reserve.
+- budgets and tokens per minute: a reserve (twice what the block would use at the costliest
+  request seen so far, at most an eighth of what is left) is charged to the counters up
+  front; requests admitted under the allowance are charged to it locally, it ends once they
+  spent past the reserve, and when it ends the counters get the difference between what was
+  used and the reserve (retried until Redis takes it).
 
 So other processes always see the allowance as used, and no limit is ever exceeded by more
 than it would be without allowances. An allowance is only granted while the key has plenty of
@@ -54,9 +56,10 @@ class Allowance:
         """One more admission, if this allowance still has one."""
         if not self.open or now_ms >= self.expires_ms or self.used >= self.extra:
             return False
-        if self.cost_reserve is not None and self.cost >= self.cost_reserve:
+        # spent past its reserve: a free model's reserve is 0, so its first cost ends it
+        if self.cost_reserve is not None and self.cost > self.cost_reserve:
             return False
-        if self.token_reserve is not None and self.tokens >= self.token_reserve:
+        if self.token_reserve is not None and self.tokens > self.token_reserve:
             return False
         self.used += 1
         return True

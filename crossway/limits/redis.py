@@ -38,8 +38,9 @@ log = logging.getLogger("crossway.limits")
 # One admission: budgets, the requests-per-minute window, tokens this minute, requests at
 # once; then, when ARGV[11] > 0 and every limit has room for it, an allowance of up to that
 # many admissions more (see crossway.limits.allowance): ARGV[12] its life in ms, ARGV[13]
-# requests that must be left in the window, ARGV[14] and ARGV[15] budget and token room that
-# must be left ('' when not known yet). Keys with a concurrency limit ask for none.
+# how many requests' worth must be left of every limit, ARGV[14] and ARGV[15] the costliest
+# request's cost and tokens so far ('' when none is known yet). Keys with a concurrency limit
+# ask for none.
 # Returns {0, used, reset, tokens, extra, cost reserve, token reserve}, or a refusal:
 # {1, budget index, spent}, {2 (at once) | 3 (rpm) | 4 (tpm), used, reset, tokens}.
 _ADMIT = """
@@ -76,33 +77,31 @@ local extra = tonumber(ARGV[11])
 local cost_reserve = 0
 local token_reserve = 0
 if extra > 0 then
+  local floor_room = tonumber(ARGV[13])
   if ARGV[1] ~= '' then
     local room = tonumber(ARGV[1]) - used - 1
-    if room < tonumber(ARGV[13]) then
+    if room < floor_room then
       extra = 0
     else
       extra = math.min(extra, math.floor(room / 8))
     end
   end
-  if cost_room ~= nil then
-    if ARGV[14] == '' or cost_room < tonumber(ARGV[14]) then
-      extra = 0
-    else
-      cost_reserve = cost_room / 8
-    end
-  end
-  if ARGV[2] ~= '' then
-    local room = tonumber(ARGV[2]) - tokens
-    if ARGV[15] == '' or room < tonumber(ARGV[15]) then
-      extra = 0
-    else
-      token_reserve = math.floor(room / 8)
-    end
-  end
-  if extra < 2 then
+  if cost_room ~= nil and (ARGV[14] == '' or cost_room < floor_room * tonumber(ARGV[14])) then
     extra = 0
-    cost_reserve = 0
-    token_reserve = 0
+  end
+  local token_room = 0
+  if ARGV[2] ~= '' then
+    token_room = tonumber(ARGV[2]) - tokens
+    if ARGV[15] == '' or token_room < floor_room * tonumber(ARGV[15]) then extra = 0 end
+  end
+  if extra < 2 then extra = 0 end
+  -- reserves: twice what the block would cost at the costliest request so far, at most an
+  -- eighth of what is left
+  if extra > 0 and cost_room ~= nil then
+    cost_reserve = math.min(cost_room / 8, 2 * (extra + 1) * tonumber(ARGV[14]))
+  end
+  if extra > 0 and ARGV[2] ~= '' then
+    token_reserve = math.min(math.floor(token_room / 8), 2 * (extra + 1) * tonumber(ARGV[15]))
   end
 end
 local hold = tonumber(ARGV[12])
@@ -221,8 +220,8 @@ class RedisLimiter:
                     want,
                     HOLD_MS,
                     MIN_ROOM_REQUESTS,
-                    _arg(None if cost is None else cost * MIN_ROOM_REQUESTS),
-                    _arg(None if tokens is None else tokens * MIN_ROOM_REQUESTS),
+                    _arg(cost),
+                    _arg(tokens),
                 ],
             )
         finally:
@@ -268,19 +267,26 @@ class RedisLimiter:
         task.add_done_callback(self._releases.discard)
 
     async def _give_back(self, allowance: Allowance) -> None:
+        """Charge what the allowance used less its reserve, and take its unused entries out
+        of the window; retried while Redis is unreachable, since until then the reserve
+        stays charged (limits err on the safe side, but a budget would stay short)."""
         keys = allowance.keys
-        cost = allowance.cost - (allowance.cost_reserve or 0.0)
-        tokens = allowance.tokens - (allowance.token_reserve or 0)
-        try:
-            unused = [
-                f"{allowance.grant_id}:{i}" for i in range(allowance.used + 1, allowance.extra + 1)
-            ]
-            await self._settle(
-                keys=[keys[0], keys[2], keys[3], keys[4], keys[5]],
-                args=[tokens, repr(cost), 2 * WINDOW_MS, *unused],
-            )
-        except Exception:  # the reserve stays charged: limits err on the safe side
-            log.warning("could not give back an allowance of %s", keys[0], exc_info=True)
+        first = range(allowance.used + 1, allowance.extra + 1)
+        args = [
+            allowance.tokens - (allowance.token_reserve or 0),
+            repr(allowance.cost - (allowance.cost_reserve or 0.0)),
+            2 * WINDOW_MS,
+            *(f"{allowance.grant_id}:{i}" for i in first),
+        ]
+        delay = 0.5
+        while True:
+            try:
+                await self._settle(keys=[keys[0], keys[2], keys[3], keys[4], keys[5]], args=args)
+                return
+            except Exception:
+                log.warning("could not give back an allowance of %s; retrying", keys[0])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
         keys = self._keys(item.key_id, item.now_ms)
@@ -341,8 +347,10 @@ class RedisLimiter:
     async def close(self) -> None:
         for key_id, allowance in list(self.allowances.items()):
             self._end(key_id, allowance)
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
+        if self._releases:  # a few seconds for give-backs still waiting for Redis
+            _, waiting = await asyncio.wait(self._releases, timeout=5.0)
+            for task in waiting:
+                task.cancel()
         await self.redis.close()
 
 

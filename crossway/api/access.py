@@ -87,8 +87,12 @@ class Limits:
         return quota, admission
 
     def settle(self, key_id: str, lease: str, tokens: int, cost: float) -> None:
-        """Queue a settlement; the queue goes to the limiter once per turn of the loop."""
-        self._queue.append(Settlement(key_id, lease, tokens, cost, int(time.time() * 1000)))
+        """Settle at once when the limiter can without I/O; else queue it: the queue goes to
+        the limiter once per turn of the loop."""
+        item = Settlement(key_id, lease, tokens, cost, int(time.time() * 1000))
+        if self.limiter.settle_here(item):
+            return
+        self._queue.append(item)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 

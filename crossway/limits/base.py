@@ -80,6 +80,11 @@ class Limiter(Protocol):
         """Settle a batch at once (one round trip where the backend allows)."""
         ...
 
+    def settle_here(self, item: Settlement) -> bool:
+        """Settle at once if that needs no I/O (in-process counts, an open allowance); False
+        if it must go to the store with `settle_many`."""
+        ...
+
     async def spend(self, key_id: str, now_ms: int) -> Spend: ...
 
     async def seed(

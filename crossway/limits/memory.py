@@ -89,16 +89,20 @@ class MemoryLimiter:
         return admission
 
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
-        state = self._state(key_id, now_ms)
-        state.leases.pop(lease, None)
-        state.tokens += tokens
-        state.spent_day += cost
-        state.spent_month += cost
-        state.spent_total += cost
+        self.settle_here(Settlement(key_id, lease, tokens, cost, now_ms))
+
+    def settle_here(self, item: Settlement) -> bool:
+        state = self._state(item.key_id, item.now_ms)
+        state.leases.pop(item.lease, None)
+        state.tokens += item.tokens
+        state.spent_day += item.cost
+        state.spent_month += item.cost
+        state.spent_total += item.cost
+        return True
 
     async def settle_many(self, items: list[Settlement]) -> None:
         for item in items:
-            await self.settle(item.key_id, item.lease, item.tokens, item.cost, item.now_ms)
+            self.settle_here(item)
 
     async def spend(self, key_id: str, now_ms: int) -> Spend:
         state = self._state(key_id, now_ms)

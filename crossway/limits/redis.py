@@ -295,22 +295,20 @@ class RedisLimiter:
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         await self.settle_many([Settlement(key_id, lease, tokens, cost, now_ms)])
 
+    def settle_here(self, item: Settlement) -> bool:
+        largest = self._largest.get(item.key_id)
+        if largest is None or item.cost > largest[0] or item.tokens > largest[1]:
+            largest = largest or (0.0, 0)
+            self._largest[item.key_id] = (max(largest[0], item.cost), max(largest[1], item.tokens))
+        allowance = self._under.pop(item.lease, None)
+        if allowance is None or not allowance.open:
+            return False
+        allowance.cost += item.cost  # charged to Redis when the allowance ends
+        allowance.tokens += item.tokens
+        return True
+
     async def settle_many(self, items: list[Settlement]) -> None:
-        calls = []
-        for item in items:
-            largest = self._largest.get(item.key_id)
-            if largest is None or item.cost > largest[0] or item.tokens > largest[1]:
-                largest = largest or (0.0, 0)
-                self._largest[item.key_id] = (
-                    max(largest[0], item.cost),
-                    max(largest[1], item.tokens),
-                )
-            allowance = self._under.pop(item.lease, None)
-            if allowance is not None and allowance.open:
-                allowance.cost += item.cost  # charged to Redis when the allowance ends
-                allowance.tokens += item.tokens
-            else:
-                calls.append(self._settle_call(item))
+        calls = [self._settle_call(item) for item in items if not self.settle_here(item)]
         if not calls:
             return
         # all go out in one write; then wait for all the answers

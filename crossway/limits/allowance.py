@@ -30,7 +30,7 @@ from crossway.limits.base import Admission
 
 HOLD_MS = 50  # an allowance's life
 MIN_ROOM_REQUESTS = 1_000  # what must be left of a limit for an allowance to be granted
-MAX_EXTRA = 256  # admissions in one allowance, at most
+MAX_EXTRA = 512  # admissions in one allowance, at most
 HOT_PER_BUCKET = 10  # admissions in the last 100 ms that make a key busy (100 a second)
 _BUCKET_MS = 100
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from crossway.limits.allowance import (
     HOLD_MS,
+    MAX_EXTRA,
     MIN_ROOM_REQUESTS,
     Allowance,
     BusyKeys,
@@ -169,7 +170,9 @@ class RedisLimiter:
         self._settle = Script(self.redis, _SETTLE)
         self.busy = BusyKeys()
         self.allowances: dict[str, Allowance] = {}  # key id -> its open allowance here
-        self._granting: set[str] = set()  # keys with a grant on its way
+        # keys with a grant on its way: their other admissions wait for its allowance
+        self._granting: dict[str, asyncio.Future[bool]] = {}
+        self._waiting: dict[str, int] = {}  # key id -> admissions waiting for that grant
         self._under: dict[str, Allowance] = {}  # lease -> the allowance that admitted it
         self._largest: dict[str, tuple[float, int]] = {}  # key id -> costliest request seen
         self._releases: set[asyncio.Task[None]] = set()
@@ -189,20 +192,36 @@ class RedisLimiter:
 
     async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
         recent = self.busy.count(key_id, now_ms)
-        allowance = self.allowances.get(key_id)
-        if allowance is not None:
-            if allowance.take(now_ms):
-                self._under[lease] = allowance
-                return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
-            self._end(key_id, allowance)
+        while True:
+            allowance = self.allowances.get(key_id)
+            if allowance is not None:
+                if allowance.take(now_ms):
+                    self._under[lease] = allowance
+                    return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
+                self._end(key_id, allowance)
+            granting = self._granting.get(key_id)
+            if granting is None:
+                break
+            # an allowance on its way: wait for it rather than ask Redis alongside it
+            self._waiting[key_id] = self._waiting.get(key_id, 0) + 1
+            try:
+                granted = await asyncio.shield(granting)
+            finally:
+                self._waiting[key_id] -= 1
+            if not granted:
+                break  # it granted none: each asks Redis for itself
         want = 0 if quota.concurrency is not None else BusyKeys.wanted(recent)
+        if want:  # enough for the requests already waiting too
+            want = min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0)))
         if key_id in self._granting:
-            want = 0  # one allowance on its way at a time; meanwhile one by one
+            want = 0
         cost, tokens = self._largest.get(key_id, (None, None))
         keys = self._keys(key_id, now_ms)
         self.round_trips += 1
+        grant = None
         if want:
-            self._granting.add(key_id)
+            grant = self._granting[key_id] = asyncio.get_running_loop().create_future()
+        granted = False
         try:
             result: list[Any] = await self._admit(
                 keys=keys,
@@ -224,36 +243,50 @@ class RedisLimiter:
                     _arg(tokens),
                 ],
             )
+            admission = _admission(result, quota, now_ms)
+            if int(result[4]):
+                self._open(key_id, quota, lease, keys, now_ms, admission, result)
+                granted = True
         finally:
-            if want:
-                self._granting.discard(key_id)
-        admission = _admission(result, quota, now_ms)
-        extra = int(result[4])
-        if extra:
-            budgets = (quota.budget_daily, quota.budget_monthly, quota.budget_total)
-            has_budget = any(b is not None for b in budgets)
-            allowance = Allowance(
-                grant_id=lease,
-                keys=keys,
-                extra=extra,
-                expires_ms=now_ms + HOLD_MS,
-                cost_reserve=float(result[5]) if has_budget else None,
-                token_reserve=int(result[6]) if quota.tpm is not None else None,
-                granted_at_ms=now_ms,
-                requests_remaining=admission.requests_remaining,
-                requests_reset_ms=admission.requests_reset_ms,
-                tokens_used=int(result[3]),
-            )
-            previous = self.allowances.get(key_id)
-            if previous is not None:
-                self._end(key_id, previous)
-            self.allowances[key_id] = allowance
-            self._under[lease] = allowance
-            # an idle key's allowance ends on time too, giving back what it did not use
-            asyncio.get_running_loop().call_later(HOLD_MS / 1000, self._end, key_id, allowance)
-            if admission.requests_remaining is not None:
-                admission.requests_remaining += extra  # not used yet
+            if grant is not None:  # its waiters go on: to this allowance, or each to Redis
+                del self._granting[key_id]
+                grant.set_result(granted)
         return admission
+
+    def _open(
+        self,
+        key_id: str,
+        quota: Quota,
+        lease: str,
+        keys: list[str],
+        now_ms: int,
+        admission: Admission,
+        result: list[Any],
+    ) -> None:
+        """Keep the allowance a grant brought, for this key's next admissions here."""
+        extra = int(result[4])
+        budgets = (quota.budget_daily, quota.budget_monthly, quota.budget_total)
+        allowance = Allowance(
+            grant_id=lease,
+            keys=keys,
+            extra=extra,
+            expires_ms=now_ms + HOLD_MS,
+            cost_reserve=float(result[5]) if any(b is not None for b in budgets) else None,
+            token_reserve=int(result[6]) if quota.tpm is not None else None,
+            granted_at_ms=now_ms,
+            requests_remaining=admission.requests_remaining,
+            requests_reset_ms=admission.requests_reset_ms,
+            tokens_used=int(result[3]),
+        )
+        previous = self.allowances.get(key_id)
+        if previous is not None:
+            self._end(key_id, previous)
+        self.allowances[key_id] = allowance
+        self._under[lease] = allowance
+        # an idle key's allowance ends on time too, giving back what it did not use
+        asyncio.get_running_loop().call_later(HOLD_MS / 1000, self._end, key_id, allowance)
+        if admission.requests_remaining is not None:
+            admission.requests_remaining += extra  # not used yet
 
     def _end(self, key_id: str, allowance: Allowance) -> None:
         """Close an allowance: its unused admissions and reserves go back to Redis."""

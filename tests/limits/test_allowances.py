@@ -156,3 +156,21 @@ async def test_an_allowance_is_given_back_once_redis_answers_again(
     used, _, spent = await counters(limiter, "k", T0)
     assert spent == pytest.approx(0.002 * 300, rel=1e-9)
     assert used == 300
+
+
+async def test_requests_arriving_during_a_grant_wait_for_its_allowance(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    limiter = pair[0]
+    quota = Quota(rpm=100_000)
+    for i in range(40):  # busy: 20 in each of two 100 ms buckets
+        await limiter.admit("k", quota, f"warm{i}", T0 + (i // 20) * 100)
+    before = limiter.round_trips
+    now = T0 + 200  # the bucket after the busy one
+    await asyncio.gather(*(limiter.admit("k", quota, f"r{i}", now) for i in range(100)))
+    # the first asks for an allowance (sized for the rate: 20), the others wait for it; those
+    # it could not serve wait for one more, sized for them, instead of each asking Redis
+    assert limiter.round_trips - before == 2
+    await limiter.close()
+    used, _, _ = await counters(limiter, "k", T0)
+    assert used == 140

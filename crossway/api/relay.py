@@ -14,7 +14,7 @@ from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import JSON, Headers, Request
 from crossway.errors import GatewayError
-from crossway.limits import ratelimit_headers
+from crossway.limits.base import ratelimit_header_lines
 from crossway.providers.http1 import Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
@@ -46,9 +46,7 @@ def response_headers(req: Request, resp: Response, dep: Deployment, attempts: in
         headers.append((b"x-upstream-request-id", upstream_id.encode("latin-1")))
     if req.admitted is not None:
         quota, admission = req.admitted
-        headers.extend(
-            (k.encode(), v.encode()) for k, v in ratelimit_headers(admission, quota).items()
-        )
+        headers += ratelimit_header_lines(admission, quota)
     return headers
 
 

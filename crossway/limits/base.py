@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from crossway.errors import GatewayError
@@ -28,6 +28,15 @@ class Quota:
     budget_daily: float | None = None
     budget_monthly: float | None = None
     budget_total: float | None = None
+    # the x-ratelimit-limit-* header lines, made once: every limited answer sends them
+    limit_lines: tuple[tuple[bytes, bytes] | None, tuple[bytes, bytes] | None] = field(
+        init=False, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        requests = None if self.rpm is None else (b"x-ratelimit-limit-requests", b"%d" % self.rpm)
+        tokens = None if self.tpm is None else (b"x-ratelimit-limit-tokens", b"%d" % self.tpm)
+        object.__setattr__(self, "limit_lines", (requests, tokens))
 
     @property
     def unlimited(self) -> bool:
@@ -185,6 +194,37 @@ def duration(ms: int) -> str:
     seconds = math.ceil(ms / 1000)
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+
+
+def ratelimit_header_lines(a: Admission, quota: Quota) -> list[tuple[bytes, bytes]]:
+    """`ratelimit_headers` of an admitted request as the raw pairs an answer sends, made with
+    as little work as can be: this runs on every request of a limited key."""
+    out = []
+    requests, tokens = quota.limit_lines
+    if requests is not None:
+        out.append(requests)
+        if a.requests_remaining is not None:
+            out.append((b"x-ratelimit-remaining-requests", b"%d" % max(a.requests_remaining, 0)))
+            out.append((b"x-ratelimit-reset-requests", _duration_bytes(a.requests_reset_ms)))
+    if tokens is not None:
+        out.append(tokens)
+        if a.tokens_remaining is not None:
+            out.append((b"x-ratelimit-remaining-tokens", b"%d" % max(a.tokens_remaining, 0)))
+            out.append((b"x-ratelimit-reset-tokens", _duration_bytes(a.tokens_reset_ms)))
+    return out
+
+
+_durations: dict[int, bytes] = {}  # whole seconds -> duration(); resets are under a day
+
+
+def _duration_bytes(ms: int) -> bytes:
+    if ms < 1000:
+        return duration(ms).encode()
+    seconds = -(-ms // 1000)
+    text = _durations.get(seconds)
+    if text is None:
+        text = _durations[seconds] = duration(ms).encode()
+    return text
 
 
 def ratelimit_headers(a: Admission, quota: Quota | None = None) -> dict[str, str]:

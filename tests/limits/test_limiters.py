@@ -9,7 +9,16 @@ from collections.abc import AsyncIterator
 import pytest
 from conftest import REDIS_URL
 
-from crossway.limits import BudgetExceeded, Limiter, MemoryLimiter, Quota, RateLimited
+from crossway.limits import (
+    Admission,
+    BudgetExceeded,
+    Limiter,
+    MemoryLimiter,
+    Quota,
+    RateLimited,
+    ratelimit_headers,
+)
+from crossway.limits.base import ratelimit_header_lines
 from crossway.limits.redis import RedisLimiter
 
 T0 = 1_795_000_000_000  # a fixed "now" in ms, mid-minute
@@ -124,3 +133,19 @@ async def test_settling_in_batches_survives_a_flushed_script_cache(limiter: Limi
     assert spend.total == pytest.approx(0.05)
     for i in range(5):  # every slot came back
         await limiter.admit("k", quota, f"again{i}", T0)
+
+
+@pytest.mark.parametrize(
+    "admission",
+    [
+        Admission(99_999, 59_000, 10**12 - 5, 30_000),
+        Admission(3, 250, None, 0),
+        Admission(-2, 0, 5, 999),
+        Admission(None, 0, 7, 61_000),
+    ],
+)
+@pytest.mark.parametrize("quota", [Quota(rpm=100, tpm=10**6), Quota(rpm=5), Quota(tpm=9)])
+def test_header_lines_say_what_the_headers_say(admission: Admission, quota: Quota) -> None:
+    """The raw lines every limited answer sends, made the fast way, match the headers."""
+    expected = [(k.encode(), v.encode()) for k, v in ratelimit_headers(admission, quota).items()]
+    assert ratelimit_header_lines(admission, quota) == expected

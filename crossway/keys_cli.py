@@ -20,7 +20,7 @@ from crossway.errors import GatewayError
 from crossway.providers import PROVIDER_TYPES
 from crossway.store.engine import create_engine
 from crossway.store.keys import ApiKey, DuplicateName, KeyStore
-from crossway.store.ledger import GROUPS, Ledger
+from crossway.store.ledger import GROUPS, SUMMARY_COLUMNS, Ledger
 
 _BUDGET = re.compile(r"^(\d+(?:\.\d+)?)(?:/(day|daily|month|monthly|total))?$")
 _PERIOD = {
@@ -223,16 +223,7 @@ def usage_command(settings: Settings, args: argparse.Namespace) -> int:
             until=until,
             group_by=args.group_by,
         )
-        columns = ([args.group_by] if args.group_by else []) + [
-            "requests",
-            "errors",
-            "prompt_tokens",
-            "completion_tokens",
-            "images",
-            "characters",
-            "audio_seconds",
-            "cost_usd",
-        ]
+        columns = ([args.group_by] if args.group_by else []) + list(SUMMARY_COLUMNS)
         print(_table(rows, columns))
         return 0
 

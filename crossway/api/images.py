@@ -20,6 +20,7 @@ import orjson
 from crossway.api.exchange import Exchange
 from crossway.dialects.common import data_url
 from crossway.dialects.gemini.usage import usage_from as gemini_usage
+from crossway.dialects.openai.usage import media_usage_from
 from crossway.errors import InvalidRequest, UpstreamError
 from crossway.ir import Usage
 from crossway.routing import Deployment
@@ -59,11 +60,8 @@ class OpenAIImages(Exchange):
             and all(isinstance(i, dict) and (i.get("url") or i.get("b64_json")) for i in items)
         ):
             raise not_images(dep, "holds no image")
-        usage = Usage(images=len(items))
-        reported = data.get("usage")  # gpt-image-1 reports tokens
-        if isinstance(reported, dict):
-            usage.prompt_tokens = _count(reported.get("input_tokens"))
-            usage.completion_tokens = _count(reported.get("output_tokens"))
+        usage = media_usage_from(data)  # gpt-image-1 reports tokens
+        usage.images = len(items)
         return raw, usage
 
 
@@ -162,10 +160,6 @@ def _json_object(dep: Deployment, raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise not_images(dep, "is not a JSON object")
     return data
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def not_images(dep: Deployment, what: str) -> UpstreamError:

@@ -30,7 +30,7 @@ from crossway.routing import Route as ModelRoute
 
 IMAGE_FORMATS = ("url", "b64_json")
 SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
-AUDIO_TYPES = ("audio/", "application/octet-stream")  # what a speech answer may be
+SPEECH_TYPES = ("audio/", "application/octet-stream")  # what a speech answer may be
 
 
 def openai_format_only(route: ModelRoute, what: str) -> ModelRoute:
@@ -106,7 +106,7 @@ async def audio_speech(req: Request) -> None:
         route,
         exchange,
         operation="speech",
-        raw_types=AUDIO_TYPES,
+        raw_types=SPEECH_TYPES,
         billed=Usage(characters=len(text)),
     )
 

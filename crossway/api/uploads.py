@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -26,6 +25,7 @@ from crossway.api.media import openai_format_only
 from crossway.api.relay import relay_json
 from crossway.api.routes import Route
 from crossway.dialects.common import invalid
+from crossway.dialects.openai.usage import media_usage_from
 from crossway.dialects.registry import OPENAI
 from crossway.errors import InvalidRequest, UpstreamError
 from crossway.ir import Usage
@@ -124,7 +124,7 @@ class UploadExchange(Exchange):
     def answer(self, dep: Deployment, raw: bytes) -> tuple[bytes, Usage | None]:
         """The transcript as the upstream wrote it, and what it bills."""
         fmt = self.form.fields.get("response_format") or "json"
-        usage = Usage()
+        usage = Usage()  # text, srt and vtt answers report none
         if fmt in ("json", "verbose_json"):
             try:
                 data = orjson.loads(raw)
@@ -137,7 +137,7 @@ class UploadExchange(Exchange):
                     "transcript and answered with something else",
                     vendor=provider.vendor,
                 )
-            _reported_usage(data, usage)
+            usage = media_usage_from(data)
         if not (usage.audio_seconds or usage.prompt_tokens):
             file = self.form.file
             assert file is not None
@@ -147,24 +147,6 @@ class UploadExchange(Exchange):
                 seconds = subtitle_seconds(raw)
             usage.audio_seconds = seconds or 0.0
         return raw, usage
-
-
-def _reported_usage(data: dict[str, Any], usage: Usage) -> None:
-    """OpenAI's `usage`: seconds (whisper) or tokens (gpt-4o-transcribe); verbose_json's
-    `duration`."""
-    reported = data.get("usage")
-    if isinstance(reported, dict):
-        if reported.get("type") == "tokens":
-            usage.prompt_tokens = int(_number(reported.get("input_tokens")))
-            usage.completion_tokens = int(_number(reported.get("output_tokens")))
-        elif reported.get("type") == "duration":
-            usage.audio_seconds = _number(reported.get("seconds"))
-    if not usage.audio_seconds:
-        usage.audio_seconds = _number(data.get("duration"))
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _check(form: Form) -> None:

@@ -13,6 +13,11 @@ from crossway.errors import InvalidRequest
 from crossway.ir.stream import BlockKind, BlockStart, BlockStop, Event
 
 
+def count_of(value: Any) -> int:
+    """A token count as an upstream reported it: an integer, or 0 for anything else."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def invalid(param: str, message: str, code: str | None = None) -> InvalidRequest:
     """A 400 naming the field at fault; SDKs are told not to retry it."""
     return InvalidRequest(f"{param}: {message}", param=param, code=code, retryable=False)

@@ -21,6 +21,9 @@ from crossway.store.tables import usage
 from crossway.usage import UsageEvent
 
 GROUPS = ("day", "model", "key", "vendor")
+# what a summary row counts (integers), and all it holds after its group, in order
+_COUNTS = ("requests", "errors", "prompt_tokens", "completion_tokens", "images", "characters")
+SUMMARY_COLUMNS = (*_COUNTS, "audio_seconds", "cost_usd")
 
 _COLUMNS = [c.name for c in usage.columns]
 _KEY_ID, _COST = _COLUMNS.index("key_id"), _COLUMNS.index("cost_usd")
@@ -233,12 +236,10 @@ class Ledger:
             query = query.group_by(group).order_by(group)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        counts = ["requests", "errors", "prompt_tokens", "completion_tokens", "images"]
-        counts.append("characters")
         out = []
         for row in rows:
             data = {str(k): v for k, v in row._asdict().items()}
-            for name in counts:  # SUM comes back as Decimal or None on some databases
+            for name in _COUNTS:  # SUM comes back as Decimal or None on some databases
                 data[name] = int(data[name] or 0)
             data["audio_seconds"] = float(data["audio_seconds"] or 0.0)
             data["cost_usd"] = float(data["cost_usd"] or 0.0)
@@ -256,4 +257,4 @@ class Ledger:
             return {k: float(v or 0) for k, v in (await conn.execute(query)).all()}
 
 
-__all__ = ["GROUPS", "Ledger"]
+__all__ = ["GROUPS", "SUMMARY_COLUMNS", "Ledger"]

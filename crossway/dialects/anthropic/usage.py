@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crossway.dialects.common import count_of
 from crossway.ir import Usage
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def usage_from(raw: Any, into: Usage | None = None) -> Usage | None:
@@ -20,17 +17,17 @@ def usage_from(raw: Any, into: Usage | None = None) -> Usage | None:
     cache_read = raw.get("cache_read_input_tokens")
     cache_write = raw.get("cache_creation_input_tokens")
     if cache_read is not None:
-        usage.cached_tokens = _int(cache_read)
+        usage.cached_tokens = count_of(cache_read)
     if cache_write is not None:
-        usage.cache_write_tokens = _int(cache_write)
+        usage.cache_write_tokens = count_of(cache_write)
     fresh = raw.get("input_tokens")
-    fresh_now = _int(fresh) if fresh is not None else fresh_before
+    fresh_now = count_of(fresh) if fresh is not None else fresh_before
     usage.prompt_tokens = fresh_now + usage.cached_tokens + usage.cache_write_tokens
     if "output_tokens" in raw:
-        usage.completion_tokens = _int(raw.get("output_tokens"))
+        usage.completion_tokens = count_of(raw.get("output_tokens"))
     details = raw.get("output_tokens_details")
     if isinstance(details, dict) and "thinking_tokens" in details:
-        usage.reasoning_tokens = _int(details.get("thinking_tokens"))
+        usage.reasoning_tokens = count_of(details.get("thinking_tokens"))
     return usage
 
 

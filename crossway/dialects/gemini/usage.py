@@ -5,25 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from crossway.dialects.common import count_of
 from crossway.ir import Usage
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def usage_from(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    prompt = _int(raw.get("promptTokenCount")) + _int(raw.get("toolUsePromptTokenCount"))
-    candidates = _int(raw.get("candidatesTokenCount"))
-    thoughts = _int(raw.get("thoughtsTokenCount"))
+    prompt = count_of(raw.get("promptTokenCount")) + count_of(raw.get("toolUsePromptTokenCount"))
+    candidates = count_of(raw.get("candidatesTokenCount"))
+    thoughts = count_of(raw.get("thoughtsTokenCount"))
     total = raw.get("totalTokenCount")
     inclusive = isinstance(total, int) and prompt + candidates == total
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=candidates + (0 if inclusive else thoughts),
-        cached_tokens=_int(raw.get("cachedContentTokenCount")),
+        cached_tokens=count_of(raw.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
 

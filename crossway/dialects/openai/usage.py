@@ -6,12 +6,9 @@ from typing import Any
 
 import orjson
 
+from crossway.dialects.common import count_of
 from crossway.dialects.sse import event_data
 from crossway.ir import Usage
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def usage_from(data: Any) -> Usage | None:
@@ -24,18 +21,38 @@ def usage_from(data: Any) -> Usage | None:
     prompt_details = raw.get("prompt_tokens_details")
     completion_details = raw.get("completion_tokens_details")
     return Usage(
-        prompt_tokens=_int(raw.get("prompt_tokens")),
-        completion_tokens=_int(raw.get("completion_tokens")),
-        cached_tokens=_int(prompt_details.get("cached_tokens"))
+        prompt_tokens=count_of(raw.get("prompt_tokens")),
+        completion_tokens=count_of(raw.get("completion_tokens")),
+        cached_tokens=count_of(prompt_details.get("cached_tokens"))
         if isinstance(prompt_details, dict)
         else 0,
-        cache_write_tokens=_int(prompt_details.get("cache_write_tokens"))
+        cache_write_tokens=count_of(prompt_details.get("cache_write_tokens"))
         if isinstance(prompt_details, dict)
         else 0,
-        reasoning_tokens=_int(completion_details.get("reasoning_tokens"))
+        reasoning_tokens=count_of(completion_details.get("reasoning_tokens"))
         if isinstance(completion_details, dict)
         else 0,
     )
+
+
+def media_usage_from(data: dict[str, Any]) -> Usage:
+    """Usage of an image or a transcription answer: tokens (`input_tokens`, `output_tokens`:
+    gpt-image-1, the gpt-4o transcribers) or whisper's seconds (`{"type": "duration",
+    "seconds": n}`, or verbose_json's `duration`)."""
+    usage = Usage()
+    raw = data.get("usage")
+    if isinstance(raw, dict):
+        usage.prompt_tokens = count_of(raw.get("input_tokens"))
+        usage.completion_tokens = count_of(raw.get("output_tokens"))
+        if raw.get("type") == "duration":
+            usage.audio_seconds = _seconds(raw.get("seconds"))
+    if not usage.audio_seconds:
+        usage.audio_seconds = _seconds(data.get("duration"))
+    return usage
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def usage_object(usage: Usage) -> dict[str, Any]:

@@ -77,8 +77,11 @@ class Limits:
         quota = cached[1]
         if quota.unlimited:
             return None
+        now_ms = int(time.time() * 1000)
         try:
-            admission = await self.limiter.admit(key.id, quota, lease, int(time.time() * 1000))
+            admission = self.limiter.admit_here(key.id, quota, lease, now_ms)
+            if admission is None:
+                admission = await self.limiter.admit(key.id, quota, lease, now_ms)
         except GatewayError:
             raise
         except Exception:  # fail closed: a key's limits are never skipped
@@ -89,10 +92,10 @@ class Limits:
     def settle(self, key_id: str, lease: str, tokens: int, cost: float) -> None:
         """Settle at once when the limiter can without I/O; else queue it: the queue goes to
         the limiter once per turn of the loop."""
-        item = Settlement(key_id, lease, tokens, cost, int(time.time() * 1000))
-        if self.limiter.settle_here(item):
+        now_ms = int(time.time() * 1000)
+        if self.limiter.settle_here(key_id, lease, tokens, cost, now_ms):
             return
-        self._queue.append(item)
+        self._queue.append(Settlement(key_id, lease, tokens, cost, now_ms))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 

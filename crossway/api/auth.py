@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -27,9 +26,14 @@ class Principal:
     name: str
     is_master: bool = False
     key: ApiKey | None = None
+    expires_at: float | None = None  # unix time, checked on every request
 
 
 MASTER = Principal(id="master", name="master key", is_master=True)
+
+
+def principal_of(key: ApiKey) -> Principal:
+    return Principal(id=key.id, name=key.name, key=key, expires_at=key.expires_ts)
 
 
 def hash_key(secret: str) -> bytes:
@@ -60,11 +64,14 @@ class KeyRing:
         self.refresh_seconds = refresh_seconds
         self._by_hash: dict[str, ApiKey] = {}
         self._misses: dict[str, float] = {}
+        # enabled keys' principals by raw digest: the one look-up most requests need
+        self._principals: dict[bytes, Principal] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         self._by_hash = {k.key_hash: k for k in await self.store.list()}
         self._misses.clear()
+        self._principals.clear()
 
     async def start(self) -> None:
         await self.load()
@@ -89,10 +96,22 @@ class KeyRing:
             del self._by_hash[old_hash]
         self._by_hash[key.key_hash] = key
         self._misses.pop(key.key_hash, None)
+        self._principals.clear()
 
     def drop(self, key_id: str) -> None:
         for old_hash in [h for h, k in self._by_hash.items() if k.id == key_id]:
             del self._by_hash[old_hash]
+        self._principals.clear()
+
+    def known(self, digest: bytes) -> Principal | None:
+        """The principal of an enabled key seen before, without awaiting anything."""
+        return self._principals.get(digest)
+
+    def remember(self, digest: bytes, key: ApiKey) -> Principal:
+        principal = principal_of(key)
+        if key.enabled and self._by_hash.get(key.key_hash) is key:
+            self._principals[digest] = principal
+        return principal
 
     async def find(self, key_hash: str) -> ApiKey | None:
         key = self._by_hash.get(key_hash)
@@ -132,17 +151,29 @@ class Authenticator:
         digest = hash_key(token)
         if hmac.compare_digest(digest, self._master):
             return MASTER
-        key = await self.keys.find(digest.hex()) if self.keys is not None else None
-        if key is None:
+        if self.keys is None:
+            raise _invalid()
+        principal = self.keys.known(digest)
+        if principal is None:
+            key = await self.keys.find(digest.hex())
+            if key is None:
+                raise _invalid()
+            if not key.enabled:
+                raise AuthenticationFailed(
+                    f"the API key {key.prefix}... is disabled",
+                    code="key_disabled",
+                    retryable=False,
+                )
+            principal = self.keys.remember(digest, key)
+        if principal.expires_at is not None and principal.expires_at <= time.time():
+            assert principal.key is not None
             raise AuthenticationFailed(
-                "the API key is not valid", code="invalid_api_key", retryable=False
+                f"the API key {principal.key.prefix}... has expired",
+                code="key_expired",
+                retryable=False,
             )
-        if not key.enabled:
-            raise AuthenticationFailed(
-                f"the API key {key.prefix}... is disabled", code="key_disabled", retryable=False
-            )
-        if key.expired(dt.datetime.now(dt.UTC)):
-            raise AuthenticationFailed(
-                f"the API key {key.prefix}... has expired", code="key_expired", retryable=False
-            )
-        return Principal(id=key.id, name=key.name, key=key)
+        return principal
+
+
+def _invalid() -> AuthenticationFailed:
+    return AuthenticationFailed("the API key is not valid", code="invalid_api_key", retryable=False)

@@ -54,10 +54,12 @@ async def admit(req: Request, route: Route) -> Route:
     """The key's model and vendor rules, then its limits and budgets (402/403/429)."""
     principal = req.principal
     assert principal is not None
-    if principal.key is None:
+    key = principal.key
+    if key is None:
         return route
-    route = allow_route(principal, route)
-    req.admitted = await req.services.limits.admit(principal.key, req.request_id)
+    if key.models or key.vendors:
+        route = allow_route(principal, route)
+    req.admitted = await req.services.limits.admit(key, req.request_id)
     return route
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from crossway.errors import GatewayError
 
@@ -57,8 +57,7 @@ class Spend:
     total: float
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     key_id: str
     lease: str
     tokens: int
@@ -81,6 +80,11 @@ class Limiter(Protocol):
         """Admit or raise `RateLimited` / `BudgetExceeded`; on admission take a slot."""
         ...
 
+    def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
+        """`admit` without waiting, when this limiter can decide without I/O (in-process
+        counts, an open allowance); None when it cannot: then `admit` asks the store."""
+        ...
+
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         """Give the slot back and charge the tokens and cost."""
         ...
@@ -89,7 +93,7 @@ class Limiter(Protocol):
         """Settle a batch at once (one round trip where the backend allows)."""
         ...
 
-    def settle_here(self, item: Settlement) -> bool:
+    def settle_here(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> bool:
         """Settle at once if that needs no I/O (in-process counts, an open allowance); False
         if it must go to the store with `settle_many`."""
         ...

@@ -51,6 +51,9 @@ class MemoryLimiter:
         return state
 
     async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
+        return self.admit_here(key_id, quota, lease, now_ms)
+
+    def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
         state = self._state(key_id, now_ms)
         for period, budget, spent in (
             ("daily", quota.budget_daily, state.spent_day),
@@ -89,20 +92,21 @@ class MemoryLimiter:
         return admission
 
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
-        self.settle_here(Settlement(key_id, lease, tokens, cost, now_ms))
+        self.settle_here(key_id, lease, tokens, cost, now_ms)
 
-    def settle_here(self, item: Settlement) -> bool:
-        state = self._state(item.key_id, item.now_ms)
-        state.leases.pop(item.lease, None)
-        state.tokens += item.tokens
-        state.spent_day += item.cost
-        state.spent_month += item.cost
-        state.spent_total += item.cost
+    def settle_here(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> bool:
+        state = self._state(key_id, now_ms)
+        if state.leases:
+            state.leases.pop(lease, None)
+        state.tokens += tokens
+        state.spent_day += cost
+        state.spent_month += cost
+        state.spent_total += cost
         return True
 
     async def settle_many(self, items: list[Settlement]) -> None:
         for item in items:
-            self.settle_here(item)
+            self.settle_here(*item)
 
     async def spend(self, key_id: str, now_ms: int) -> Spend:
         state = self._state(key_id, now_ms)

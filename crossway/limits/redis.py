@@ -190,7 +190,22 @@ class RedisLimiter:
             f"{base}:spend:t",
         ]
 
+    def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
+        """Admitted under this key's open allowance, if it has one with room."""
+        allowance = self.allowances.get(key_id)
+        if allowance is None:
+            return None
+        if not allowance.take(now_ms):
+            self._end(key_id, allowance)
+            return None
+        self.busy.count(key_id, now_ms)
+        self._under[lease] = allowance
+        return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
+
     async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
+        admission = self.admit_here(key_id, quota, lease, now_ms)
+        if admission is not None:
+            return admission
         recent = self.busy.count(key_id, now_ms)
         while True:
             allowance = self.allowances.get(key_id)
@@ -328,20 +343,26 @@ class RedisLimiter:
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         await self.settle_many([Settlement(key_id, lease, tokens, cost, now_ms)])
 
-    def settle_here(self, item: Settlement) -> bool:
-        largest = self._largest.get(item.key_id)
-        if largest is None or item.cost > largest[0] or item.tokens > largest[1]:
+    def settle_here(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> bool:
+        largest = self._largest.get(key_id)
+        if largest is None or cost > largest[0] or tokens > largest[1]:
             largest = largest or (0.0, 0)
-            self._largest[item.key_id] = (max(largest[0], item.cost), max(largest[1], item.tokens))
-        allowance = self._under.pop(item.lease, None)
-        if allowance is None or not allowance.open:
-            return False
-        allowance.cost += item.cost  # charged to Redis when the allowance ends
-        allowance.tokens += item.tokens
+            self._largest[key_id] = (max(largest[0], cost), max(largest[1], tokens))
+        allowance = self._under.pop(lease, None)
+        if allowance is None:
+            return False  # admitted by Redis itself: its lease and charges go there
+        if not allowance.open:
+            # it outlived its allowance (a request takes longer than an allowance lives):
+            # charged with the key's open one instead, so it needs no call of its own
+            allowance = self.allowances.get(key_id)
+            if allowance is None:
+                return False
+        allowance.cost += cost  # charged to Redis when the allowance ends
+        allowance.tokens += tokens
         return True
 
     async def settle_many(self, items: list[Settlement]) -> None:
-        calls = [self._settle_call(item) for item in items if not self.settle_here(item)]
+        calls = [self._settle_call(item) for item in items if not self.settle_here(*item)]
         if not calls:
             return
         # all go out in one write; then wait for all the answers

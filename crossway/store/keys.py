@@ -56,8 +56,10 @@ class ApiKey:
     created_at: dt.datetime = field(default_factory=utcnow)
     updated_at: dt.datetime = field(default_factory=utcnow)
 
-    def expired(self, now: dt.datetime) -> bool:
-        return self.expires_at is not None and _aware(self.expires_at) <= now
+    @property
+    def expires_ts(self) -> float | None:
+        """When it expires, in unix time; None if never."""
+        return None if self.expires_at is None else _aware(self.expires_at).timestamp()
 
     def public(self) -> dict[str, Any]:
         """What the admin API shows: everything but the hash."""

@@ -137,6 +137,18 @@ def test_disabled_expired_deleted_and_rotated_keys(keyed_gateway: RunningGateway
     assert admin(gw, "GET", f"/admin/keys/{created['id']}").status_code == 404
 
 
+def test_a_key_in_use_stops_working_when_its_time_is_up(keyed_gateway: RunningGateway) -> None:
+    """Expiry is checked on every request, not only when the key is first seen."""
+    gw = keyed_gateway
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)
+    sdk = client(gw, make_key(gw, expires_at=until.isoformat())["key"])
+    sdk.models.list()
+    sdk.models.list()  # known now: answered without asking the store
+    time.sleep(max(0.0, (until - dt.datetime.now(dt.UTC)).total_seconds()) + 0.1)
+    with pytest.raises(openai.AuthenticationError, match="expired"):
+        sdk.models.list()
+
+
 def test_rpm_limit_answers_429_with_headers(keyed_gateway: RunningGateway) -> None:
     gw = keyed_gateway
     created = make_key(gw, limits={"rpm": 3, "tpm": 100_000})

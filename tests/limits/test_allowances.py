@@ -174,3 +174,38 @@ async def test_requests_arriving_during_a_grant_wait_for_its_allowance(
     await limiter.close()
     used, _, _ = await counters(limiter, "k", T0)
     assert used == 140
+
+
+async def test_requests_that_outlive_their_allowance_are_charged_with_the_next(
+    pair: tuple[RedisLimiter, RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests admitted from a block that ended before they finished are charged to the
+    key's open block, not one Redis call each; the counters come out exact all the same."""
+    limiter = pair[0]
+    quota = Quota(rpm=100_000, tpm=10**9, budget_daily=1_000.0)
+    for i in range(30):  # 250 a second, each settled: the key is busy, its costs known
+        await limiter.admit("k", quota, f"warm{i}", T0 + 4 * i)
+        await limiter.settle("k", f"warm{i}", 10, 0.001, T0 + 4 * i)
+    for i in range(30):  # these are still running when their block ends
+        await limiter.admit("k", quota, f"early{i}", T0 + 120 + 4 * i)
+    assert limiter.allowances.get("k") is not None
+    await asyncio.sleep(0.08)  # the block's life (50 ms) is over
+    await limiter.admit("k", quota, "later", T0 + 300)  # a new block for the busy key
+    assert limiter.allowances.get("k") is not None
+    calls = 0
+    many = limiter._settle.many
+
+    async def counted(items: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        nonlocal calls
+        calls += len(items)
+        return await many(items)
+
+    monkeypatch.setattr(limiter._settle, "many", counted)
+    for i in range(30):
+        await limiter.settle("k", f"early{i}", 10, 0.001, T0 + 310)
+    await limiter.settle("k", "later", 10, 0.001, T0 + 310)
+    assert calls == 0
+    await limiter.close()
+    used, tokens, spent = await counters(limiter, "k", T0)
+    assert (used, tokens) == (61, 610)
+    assert spent == pytest.approx(0.061)

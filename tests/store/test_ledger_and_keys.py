@@ -97,3 +97,47 @@ def test_keys_and_an_idempotent_ledger(database_url: str) -> None:
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_a_batch_whose_acknowledgement_was_lost_is_stored_and_charged_once(
+    database_url: str,
+) -> None:
+    """The write lands but the gateway hears an error (the connection dropped after the
+    commit): the recorder writes the batch again, and nothing is stored or charged twice."""
+    from crossway.usage import UsageRecorder
+
+    async def run() -> None:
+        engine = create_engine(database_url)
+        keys, ledger = KeyStore(engine), Ledger(engine)
+        try:
+            key, _ = await keys.create(
+                name=f"ack-{time.time_ns()}", models=[], vendors=[], meta={}, enabled=True
+            )
+            real_write = ledger.write
+            lost = [True]
+
+            async def write_then_lose_the_ack(events: list[UsageEvent]) -> None:
+                await real_write(events)
+                if lost[0]:
+                    lost[0] = False
+                    raise ConnectionResetError("connection lost after the commit")
+
+            ledger.write = write_then_lose_the_ack  # type: ignore[method-assign]
+            recorder = UsageRecorder([ledger], flush_interval=0.01, max_backoff=0.05)
+            await recorder.start()
+            for i in range(40):
+                recorder.record(event(i, key.id))
+            deadline = time.monotonic() + 10
+            while (recorder.pending or lost[0]) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await recorder.stop()
+            assert not lost[0] and recorder.pending == 0
+            rows = await ledger.summary(key_id=key.id)
+            assert rows[0]["requests"] == 40
+            stored = await keys.get(key.id)
+            assert stored is not None and stored.spend_total == pytest.approx(10.0)
+        finally:
+            await ledger.close()
+            await engine.dispose()
+
+    asyncio.run(run())

@@ -29,21 +29,8 @@ SUMMARY_COLUMNS = (*_COUNTS, "audio_seconds", "cost_usd")
 _COLUMNS = [c.name for c in usage.columns]
 _KEY_ID, _COST = _COLUMNS.index("key_id"), _COLUMNS.index("cost_usd")
 _NO_USAGE = Usage()
-# The event's own fields that are columns of the same name, in one C-level getter
-_SAME_NAMED = attrgetter(
-    "request_id",
-    "endpoint",
-    "model_requested",
-    "model",
-    "upstream_model",
-    "provider",
-    "vendor",
-    "status",
-    "error_type",
-    "stream",
-    "latency_ms",
-    "ttft_ms",
-)
+# the event's own fields that are the columns from `endpoint` to `ttft_ms`, in one C-level get
+_SAME_NAMED = attrgetter(*_COLUMNS[_COLUMNS.index("endpoint") : _COLUMNS.index("ttft_ms") + 1])
 _SPEND_UPDATE = "UPDATE api_keys SET spend_total = spend_total + $1 WHERE id = $2"
 _STORED = "SELECT request_id FROM usage WHERE request_id = ANY($1::text[])"
 _SQLITE_INSERT = (
@@ -53,37 +40,13 @@ _SQLITE_INSERT = (
 
 def _row(event: UsageEvent) -> tuple[Any, ...]:
     """The event as a row of `usage`, its values in `_COLUMNS` order."""
-    (
-        request_id,
-        endpoint,
-        model_requested,
-        model,
-        upstream_model,
-        provider,
-        vendor,
-        status,
-        error_type,
-        stream,
-        latency_ms,
-        ttft_ms,
-    ) = _SAME_NAMED(event)
     principal = event.principal
     u = event.usage or _NO_USAGE
     return (
-        request_id,
+        event.request_id,
         dt.datetime.fromtimestamp(event.started_at, dt.UTC),
         principal if principal.startswith("key_") else None,
-        endpoint,
-        model_requested,
-        model,
-        upstream_model,
-        provider,
-        vendor,
-        status,
-        error_type,
-        stream,
-        latency_ms,
-        ttft_ms,
+        *_SAME_NAMED(event),
         u.prompt_tokens,
         u.completion_tokens,
         u.cached_tokens,

@@ -176,6 +176,10 @@ class RedisLimiter:
         self._under: dict[str, Allowance] = {}  # lease -> the allowance that admitted it
         self._largest: dict[str, tuple[float, int]] = {}  # key id -> costliest request seen
         self._releases: set[asyncio.Task[None]] = set()
+        # key id -> [tokens, cost, when last settled] of requests that outlived their
+        # allowance while the key had no other open: charged with the key's next allowance,
+        # or on their own after HOLD_MS
+        self._owed: dict[str, list[Any]] = {}
         self.round_trips = 0  # admissions that asked Redis (the others used an allowance)
 
     def _keys(self, key_id: str, now_ms: int) -> list[str]:
@@ -298,6 +302,7 @@ class RedisLimiter:
             self._end(key_id, previous)
         self.allowances[key_id] = allowance
         self._under[lease] = allowance
+        self._pay_owed(key_id)  # what outlived the last one is charged with this one
         # an idle key's allowance ends on time too, giving back what it did not use
         asyncio.get_running_loop().call_later(HOLD_MS / 1000, self._end, key_id, allowance)
         if admission.requests_remaining is not None:
@@ -310,31 +315,51 @@ class RedisLimiter:
         allowance.open = False
         if self.allowances.get(key_id) is allowance:
             del self.allowances[key_id]
-        task = asyncio.get_running_loop().create_task(self._give_back(allowance))
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
+        self._in_background(self._give_back(allowance))
 
     async def _give_back(self, allowance: Allowance) -> None:
         """Charge what the allowance used less its reserve, and take its unused entries out
         of the window; retried while Redis is unreachable, since until then the reserve
         stays charged (limits err on the safe side, but a budget would stay short)."""
-        keys = allowance.keys
         first = range(allowance.used + 1, allowance.extra + 1)
-        args = [
+        await self._charge(
+            allowance.keys,
             allowance.tokens - (allowance.token_reserve or 0),
-            repr(allowance.cost - (allowance.cost_reserve or 0.0)),
-            2 * WINDOW_MS,
-            *(f"{allowance.grant_id}:{i}" for i in first),
-        ]
+            allowance.cost - (allowance.cost_reserve or 0.0),
+            [f"{allowance.grant_id}:{i}" for i in first],
+        )
+
+    async def _charge(self, keys: list[str], tokens: int, cost: float, members: list[str]) -> None:
+        """Add tokens and cost to the counters and take members out of the window, until
+        Redis takes it."""
+        args = [tokens, repr(cost), 2 * WINDOW_MS, *members]
         delay = 0.5
         while True:
             try:
                 await self._settle(keys=[keys[0], keys[2], keys[3], keys[4], keys[5]], args=args)
                 return
             except Exception:
-                log.warning("could not give back an allowance of %s; retrying", keys[0])
+                log.warning("could not charge %s; retrying", keys[0])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    def _pay_owed(self, key_id: str) -> None:
+        """What requests that outlived their allowance used: with the key's open allowance
+        if it has one by now, else in one call of its own."""
+        owed = self._owed.pop(key_id, None)
+        if owed is None:
+            return
+        allowance = self.allowances.get(key_id)
+        if allowance is not None and allowance.open:
+            allowance.tokens += owed[0]
+            allowance.cost += owed[1]
+            return
+        self._in_background(self._charge(self._keys(key_id, owed[2]), owed[0], owed[1], []))
 
     def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
         keys = self._keys(item.key_id, item.now_ms)
@@ -353,10 +378,19 @@ class RedisLimiter:
             return False  # admitted by Redis itself: its lease and charges go there
         if not allowance.open:
             # it outlived its allowance (a request takes longer than an allowance lives):
-            # charged with the key's open one instead, so it needs no call of its own
+            # charged with the key's open one, or held briefly to be, so it needs no call
+            # of its own
             allowance = self.allowances.get(key_id)
             if allowance is None:
-                return False
+                owed = self._owed.get(key_id)
+                if owed is None:
+                    owed = self._owed[key_id] = [0, 0.0, now_ms]
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(HOLD_MS / 1000, self._pay_owed, key_id)
+                owed[0] += tokens
+                owed[1] += cost
+                owed[2] = now_ms
+                return True
         allowance.cost += cost  # charged to Redis when the allowance ends
         allowance.tokens += tokens
         return True
@@ -399,6 +433,8 @@ class RedisLimiter:
     async def close(self) -> None:
         for key_id, allowance in list(self.allowances.items()):
             self._end(key_id, allowance)
+        for key_id in list(self._owed):
+            self._pay_owed(key_id)
         if self._releases:  # a few seconds for give-backs still waiting for Redis
             _, waiting = await asyncio.wait(self._releases, timeout=5.0)
             for task in waiting:

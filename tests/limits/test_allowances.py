@@ -209,3 +209,42 @@ async def test_requests_that_outlive_their_allowance_are_charged_with_the_next(
     used, tokens, spent = await counters(limiter, "k", T0)
     assert (used, tokens) == (61, 610)
     assert spent == pytest.approx(0.061)
+
+
+async def test_requests_that_outlive_every_allowance_are_charged_once_in_a_single_call(
+    pair: tuple[RedisLimiter, RedisLimiter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no open allowance to charge them to, what such requests used is held briefly
+    and charged in one call, not one each; the counters come out exact."""
+    limiter = pair[0]
+    quota = Quota(rpm=100_000, tpm=10**9, budget_daily=1_000.0)
+    for i in range(30):  # busy, costs known
+        await limiter.admit("k", quota, f"warm{i}", T0 + 4 * i)
+        await limiter.settle("k", f"warm{i}", 10, 0.001, T0 + 4 * i)
+    for i in range(30):
+        await limiter.admit("k", quota, f"early{i}", T0 + 120 + 4 * i)
+    await asyncio.sleep(0.08)  # the block ends; the key stays idle: no new block
+    assert limiter.allowances.get("k") is None
+    calls: list[list[Any]] = []
+    script = limiter._settle
+
+    class Counted:  # the settle script, counting the calls made of it
+        async def __call__(self, *, keys: list[str], args: list[Any]) -> Any:
+            calls.append(args)
+            return await script(keys=keys, args=args)
+
+        async def many(self, items: list[tuple[list[str], list[Any]]]) -> list[Any]:
+            calls.extend(args for _, args in items)
+            return await script.many(items)
+
+    monkeypatch.setattr(limiter, "_settle", Counted())
+    for i in range(30):
+        await limiter.settle("k", f"early{i}", 10, 0.001, T0 + 300)
+    assert calls == []  # held for an allowance's life
+    await asyncio.sleep(0.1)
+    assert len(calls) == 1  # one call for all thirty, with no window members to remove
+    assert calls[0][0] == 300 and float(calls[0][1]) == pytest.approx(0.03) and len(calls[0]) == 3
+    used, tokens, spent = await counters(limiter, "k", T0)
+    assert (used, tokens) == (60, 600)
+    assert spent == pytest.approx(0.060)
+    await limiter.close()

@@ -5,9 +5,12 @@ Kept apart so the other modules can import these without importing each other.
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -38,3 +41,20 @@ def headers(token: str = KEY) -> dict[str, str]:
 def key_of(target: str) -> str:
     """A target's name as a JSON key prefix: `crossway-granian` -> `crossway_granian`."""
     return target.replace("-", "_")
+
+
+def side_bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every side benchmark (media, failover, translated) takes, with the first
+    line of its docstring as description: --duration, --rounds and --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    return parser
+
+
+def publish(results: dict[str, Any], table: str, out: Path | None) -> None:
+    """The markdown table on stdout; the whole results as JSON in `out`, if given."""
+    print(table)
+    if out:
+        out.write_text(json.dumps(results, indent=1) + "\n")

@@ -19,7 +19,6 @@ deployments, per strategy, and with 10 of the 50 breakers open; microseconds per
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -32,7 +31,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from common import DIRECT, KEY, headers, say  # noqa: E402
+from common import DIRECT, KEY, headers, publish, say, side_bench_parser  # noqa: E402
 from load import ensure_wrk, run_wrk, write_scripts  # noqa: E402
 from machine import machine_info  # noqa: E402
 from procs import Children, post_once, spawn_crossway, spawn_upstream, wait_first_answer  # noqa: E402
@@ -137,11 +136,8 @@ def _time_resolve(router: Router, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = side_bench_parser(__doc__ or "")
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="crossway-bench-failover-"))
     kids = Children(workdir)
@@ -179,9 +175,7 @@ def main() -> None:
         results["routing_us"] = routing_decisions()
     finally:
         kids.stop_all()
-    print(report(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    publish(results, report(results), args.out)
 
 
 def report(results: dict[str, Any]) -> str:

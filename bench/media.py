@@ -13,7 +13,6 @@ One Crossway in front of the simulated upstream:
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import statistics
@@ -26,7 +25,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from common import MODEL, headers, say  # noqa: E402
+from common import MODEL, headers, publish, say, side_bench_parser  # noqa: E402
 from load import ensure_wrk, run_wrk, write_scripts  # noqa: E402
 from machine import machine_info  # noqa: E402
 from procs import (  # noqa: E402
@@ -86,11 +85,8 @@ def reset_peak(pid: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = side_bench_parser(__doc__ or "")
     parser.add_argument("--upload-mb", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="crossway-bench-media-"))
     kids = Children(workdir)
@@ -134,9 +130,7 @@ def main() -> None:
             results["rounds"].append(figures)
     finally:
         kids.stop_all()
-    print(report(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    publish(results, report(results), args.out)
 
 
 def report(results: dict[str, Any]) -> str:

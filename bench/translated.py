@@ -21,7 +21,6 @@ canonical events, encoded for the caller), over a recorded-shape stream of N tex
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -34,7 +33,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
-from common import KEY, MODEL, say  # noqa: E402
+from common import KEY, MODEL, publish, say, side_bench_parser  # noqa: E402
 from load import ensure_wrk, run_wrk, write_scripts  # noqa: E402
 from machine import machine_info  # noqa: E402
 from procs import Children, post_once, spawn_crossway, spawn_upstream, wait_first_answer  # noqa: E402
@@ -145,11 +144,8 @@ def per_event_costs(events: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = side_bench_parser(__doc__ or "")
     parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--client", choices=FORMATS, default=None, help="only this client format's paths"
     )
@@ -200,9 +196,7 @@ def main() -> None:
         results["per_event_us"] = per_event_costs(args.events)
     finally:
         kids.stop_all()
-    print(report(results))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    publish(results, report(results), args.out)
 
 
 def report(results: dict[str, Any]) -> str:

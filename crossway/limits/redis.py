@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from crossway.limits.allowance import (
@@ -158,6 +159,13 @@ return 1
 _PERIODS = ("daily", "monthly", "total")
 
 
+@dataclass(slots=True)
+class _Owed:
+    tokens: int = 0
+    cost: float = 0.0
+    now_ms: int = 0  # when the last of them settled: the counters it goes to
+
+
 def _arg(value: float | int | None) -> str:
     return "" if value is None else repr(value)
 
@@ -176,10 +184,9 @@ class RedisLimiter:
         self._under: dict[str, Allowance] = {}  # lease -> the allowance that admitted it
         self._largest: dict[str, tuple[float, int]] = {}  # key id -> costliest request seen
         self._releases: set[asyncio.Task[None]] = set()
-        # key id -> [tokens, cost, when last settled] of requests that outlived their
-        # allowance while the key had no other open: charged with the key's next allowance,
-        # or on their own after HOLD_MS
-        self._owed: dict[str, list[Any]] = {}
+        # what requests that outlived their allowance used while their key had no other
+        # open: charged with the key's next allowance, or on their own after HOLD_MS
+        self._owed: dict[str, _Owed] = {}
         self.round_trips = 0  # admissions that asked Redis (the others used an allowance)
 
     def _keys(self, key_id: str, now_ms: int) -> list[str]:
@@ -196,13 +203,19 @@ class RedisLimiter:
 
     def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
         """Admitted under this key's open allowance, if it has one with room."""
+        admission = self._take(key_id, quota, lease, now_ms)
+        if admission is not None:
+            self.busy.count(key_id, now_ms)
+        return admission
+
+    def _take(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
+        """One admission from the key's open allowance; an allowance with none left ends."""
         allowance = self.allowances.get(key_id)
         if allowance is None:
             return None
         if not allowance.take(now_ms):
             self._end(key_id, allowance)
             return None
-        self.busy.count(key_id, now_ms)
         self._under[lease] = allowance
         return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
 
@@ -212,12 +225,6 @@ class RedisLimiter:
             return admission
         recent = self.busy.count(key_id, now_ms)
         while True:
-            allowance = self.allowances.get(key_id)
-            if allowance is not None:
-                if allowance.take(now_ms):
-                    self._under[lease] = allowance
-                    return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
-                self._end(key_id, allowance)
             granting = self._granting.get(key_id)
             if granting is None:
                 break
@@ -229,6 +236,9 @@ class RedisLimiter:
                 self._waiting[key_id] -= 1
             if not granted:
                 break  # it granted none: each asks Redis for itself
+            admission = self._take(key_id, quota, lease, now_ms)
+            if admission is not None:
+                return admission
         want = 0 if quota.concurrency is not None else BusyKeys.wanted(recent)
         if want:  # enough for the requests already waiting too
             want = min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0)))
@@ -356,10 +366,11 @@ class RedisLimiter:
             return
         allowance = self.allowances.get(key_id)
         if allowance is not None and allowance.open:
-            allowance.tokens += owed[0]
-            allowance.cost += owed[1]
+            allowance.tokens += owed.tokens
+            allowance.cost += owed.cost
             return
-        self._in_background(self._charge(self._keys(key_id, owed[2]), owed[0], owed[1], []))
+        keys = self._keys(key_id, owed.now_ms)
+        self._in_background(self._charge(keys, owed.tokens, owed.cost, []))
 
     def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
         keys = self._keys(item.key_id, item.now_ms)
@@ -384,12 +395,12 @@ class RedisLimiter:
             if allowance is None:
                 owed = self._owed.get(key_id)
                 if owed is None:
-                    owed = self._owed[key_id] = [0, 0.0, now_ms]
+                    owed = self._owed[key_id] = _Owed()
                     loop = asyncio.get_running_loop()
                     loop.call_later(HOLD_MS / 1000, self._pay_owed, key_id)
-                owed[0] += tokens
-                owed[1] += cost
-                owed[2] = now_ms
+                owed.tokens += tokens
+                owed.cost += cost
+                owed.now_ms = now_ms
                 return True
         allowance.cost += cost  # charged to Redis when the allowance ends
         allowance.tokens += tokens

@@ -68,14 +68,15 @@ class Limits:
         self.limiter = limiter
         self._queue: list[Settlement] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._quotas: dict[str, tuple[ApiKey, Quota]] = {}
+        self._quotas: dict[str, tuple[ApiKey, Quota | None]] = {}  # None: unlimited
 
     async def admit(self, key: ApiKey, lease: str) -> tuple[Quota, Admission] | None:
         cached = self._quotas.get(key.id)
         if cached is None or cached[0] is not key:  # the key object changes when edited
-            cached = self._quotas[key.id] = (key, quota_of(key))
+            limits = quota_of(key)
+            cached = self._quotas[key.id] = (key, None if limits.unlimited else limits)
         quota = cached[1]
-        if quota.unlimited:
+        if quota is None:
             return None
         now_ms = int(time.time() * 1000)
         try:

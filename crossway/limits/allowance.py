@@ -24,7 +24,7 @@ admissions held by one process may make another refuse a request a little early.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crossway.limits.base import Admission
 
@@ -51,6 +51,18 @@ class Allowance:
     cost: float = 0.0  # settled under it
     tokens: int = 0
     open: bool = True
+    refilled: bool = False  # the next allowance has been asked for
+    # four fifths through its life or its admissions: time to ask for the next, so that the
+    # key's requests need not wait for it
+    low_at_ms: int = field(init=False)
+    low_at_used: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.low_at_ms = self.granted_at_ms + 4 * (self.expires_ms - self.granted_at_ms) // 5
+        self.low_at_used = 4 * self.extra // 5
+
+    def running_low(self, now_ms: int) -> bool:
+        return now_ms >= self.low_at_ms or self.used >= self.low_at_used
 
     def take(self, now_ms: int) -> bool:
         """One more admission, if this allowance still has one."""
@@ -77,7 +89,9 @@ class Allowance:
 
 
 class BusyKeys:
-    """How many admissions each key had in the last full 100 ms, to size its allowances."""
+    """How busy each key is, to size its allowances: its admissions in the last full 100 ms,
+    or in the current 100 ms so far when that is more (a key that turns busy gets allowances
+    within its first few requests, not a bucket later)."""
 
     __slots__ = ("_counts",)
 
@@ -85,17 +99,25 @@ class BusyKeys:
         self._counts: dict[str, list[int]] = {}  # key -> [bucket, count in it, count before]
 
     def count(self, key_id: str, now_ms: int) -> int:
-        """Count one admission; the number in the previous bucket (0 if it was not the last)."""
+        """Count one admission; how busy the key is now."""
         bucket = now_ms // _BUCKET_MS
         entry = self._counts.get(key_id)
         if entry is None:
             self._counts[key_id] = [bucket, 1, 0]
-            return 0
+            return 1
         if entry[0] != bucket:
+            if bucket < entry[0]:  # an older clock reading (a request that waited): as is
+                entry[1] += 1
+                return max(entry[1], entry[2])
             entry[2] = entry[1] if entry[0] == bucket - 1 else 0
             entry[0], entry[1] = bucket, 0
         entry[1] += 1
-        return entry[2]
+        return max(entry[1], entry[2])
+
+    def recent(self, key_id: str) -> int:
+        """How busy the key was at its last admission."""
+        entry = self._counts.get(key_id)
+        return 0 if entry is None else max(entry[1], entry[2])
 
     @staticmethod
     def wanted(recent: int) -> int:

@@ -42,9 +42,14 @@ log = logging.getLogger("crossway.limits")
 # many admissions more (see crossway.limits.allowance): ARGV[12] its life in ms, ARGV[13]
 # how many requests' worth must be left of every limit, ARGV[14] and ARGV[15] the costliest
 # request's cost and tokens so far ('' when none is known yet). Keys with a concurrency limit
-# ask for none.
+# ask for none. ARGV[16] = '1' asks for the allowance alone, with no request of its own (a
+# refill, before the open allowance runs out): all or nothing.
+# The requests-per-minute window is a log of admissions: one member per request ("id#1"), or
+# per allowance ("id#n", n admissions stamped at its end), with KEYS[7] holding the sum of
+# the counts, so an allowance costs Redis the same whatever its size.
 # Returns {0, used, reset, tokens, extra, cost reserve, token reserve}, or a refusal:
-# {1, budget index, spent}, {2 (at once) | 3 (rpm) | 4 (tpm), used, reset, tokens}.
+# {1, budget index, spent}, {2 (at once) | 3 (rpm) | 4 (tpm), used, reset, tokens}, or for a
+# refill that gets no allowance {5}.
 _ADMIT = """
 local now = tonumber(ARGV[10])
 local cost_room = nil
@@ -60,11 +65,20 @@ local window = tonumber(ARGV[8])
 local used = -1
 local reset = 0
 if ARGV[1] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  used = redis.call('ZCARD', KEYS[1])
-  if used > 0 then
-    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if #gone > 0 then
+    local n = 0
+    for _, member in ipairs(gone) do n = n + (tonumber(string.match(member, '#(%d+)$')) or 1) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+    redis.call('DECRBY', KEYS[7], n)
+  end
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if oldest[2] then
+    used = math.max(tonumber(redis.call('GET', KEYS[7]) or '0'), 0)
     reset = tonumber(oldest[2]) + window - now
+  else
+    used = 0
+    redis.call('DEL', KEYS[7])  -- an empty log counts nothing, whatever the count says
   end
 end
 local tokens = -1
@@ -78,6 +92,7 @@ if ARGV[2] ~= '' and tokens >= tonumber(ARGV[2]) then return {4, used, reset, to
 local extra = tonumber(ARGV[11])
 local cost_reserve = 0
 local token_reserve = 0
+local token_room = 0
 if extra > 0 then
   local floor_room = tonumber(ARGV[13])
   if ARGV[1] ~= '' then
@@ -91,34 +106,37 @@ if extra > 0 then
   if cost_room ~= nil and (ARGV[14] == '' or cost_room < floor_room * tonumber(ARGV[14])) then
     extra = 0
   end
-  local token_room = 0
   if ARGV[2] ~= '' then
     token_room = tonumber(ARGV[2]) - tokens
     if ARGV[15] == '' or token_room < floor_room * tonumber(ARGV[15]) then extra = 0 end
   end
   if extra < 2 then extra = 0 end
-  -- reserves: twice what the block would cost at the costliest request so far, at most an
-  -- eighth of what is left
-  if extra > 0 and cost_room ~= nil then
-    cost_reserve = math.min(cost_room / 8, 2 * (extra + 1) * tonumber(ARGV[14]))
-  end
-  if extra > 0 and ARGV[2] ~= '' then
-    token_reserve = math.min(math.floor(token_room / 8), 2 * (extra + 1) * tonumber(ARGV[15]))
-  end
+end
+local refill = ARGV[16] == '1'
+if refill and extra == 0 then return {5} end
+-- reserves: twice what the block would cost at the costliest request so far, at most an
+-- eighth of what is left
+if extra > 0 and cost_room ~= nil then
+  cost_reserve = math.min(cost_room / 8, 2 * (extra + 1) * tonumber(ARGV[14]))
+end
+if extra > 0 and ARGV[2] ~= '' then
+  token_reserve = math.min(math.floor(token_room / 8), 2 * (extra + 1) * tonumber(ARGV[15]))
 end
 local hold = tonumber(ARGV[12])
 if ARGV[1] ~= '' then
-  local entries = {now, ARGV[7]}
-  for i = 1, extra do
-    entries[#entries + 1] = now + hold
-    entries[#entries + 1] = ARGV[7] .. ':' .. i
+  local added = extra
+  if not refill then
+    redis.call('ZADD', KEYS[1], now, ARGV[7] .. '#1')
+    added = added + 1
   end
-  redis.call('ZADD', KEYS[1], unpack(entries))
+  if extra > 0 then redis.call('ZADD', KEYS[1], now + hold, ARGV[7] .. '#' .. extra) end
+  redis.call('INCRBY', KEYS[7], added)
   redis.call('PEXPIRE', KEYS[1], window + hold)
-  used = used + 1 + extra
+  redis.call('PEXPIRE', KEYS[7], window + hold)
+  used = used + added
   if reset == 0 then reset = window end
 end
-if ARGV[3] ~= '' then
+if ARGV[3] ~= '' and not refill then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[9]), ARGV[7])
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[9]))
 end
@@ -137,11 +155,23 @@ return {0, used, reset, tokens, extra, tostring(cost_reserve), token_reserve}
 """
 
 # Charging what requests used: tokens ARGV[1] and cost ARGV[2] (either may be negative: an
-# allowance that used less than its reserve), the tokens key living ARGV[3] ms; and the members
-# ARGV[4..] out of KEYS[1]: a settled request's concurrency lease, or an ending allowance's
-# unused window entries.
+# allowance that used less than its reserve), the tokens key living ARGV[3] ms; out of KEYS[1]
+# the member ARGV[4] (a settled request's concurrency lease; '' for none); and an ending
+# allowance's unused admissions out of the window: its entry ARGV[5]#ARGV[6] counts ARGV[7]
+# (those it used) from now on, and the window's count KEYS[6] drops by the rest, unless the
+# entry has left the window already (then so did its count).
 _SETTLE = """
-if #ARGV > 3 then redis.call('ZREM', KEYS[1], unpack(ARGV, 4)) end
+if ARGV[4] and ARGV[4] ~= '' then redis.call('ZREM', KEYS[1], ARGV[4]) end
+if ARGV[5] then
+  local granted, used = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local entry = ARGV[5] .. '#' .. granted
+  local stamp = redis.call('ZSCORE', KEYS[1], entry)
+  if stamp and used < granted then
+    redis.call('ZREM', KEYS[1], entry)
+    if used > 0 then redis.call('ZADD', KEYS[1], stamp, ARGV[5] .. '#' .. used) end
+    if redis.call('DECRBY', KEYS[6], granted - used) < 0 then redis.call('SET', KEYS[6], 0) end
+  end
+end
 if tonumber(ARGV[1]) ~= 0 then
   redis.call('INCRBY', KEYS[2], ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
@@ -181,24 +211,27 @@ class RedisLimiter:
         # keys with a grant on its way: their other admissions wait for its allowance
         self._granting: dict[str, asyncio.Future[bool]] = {}
         self._waiting: dict[str, int] = {}  # key id -> admissions waiting for that grant
+        self._next: dict[str, Allowance] = {}  # key id -> the refill, once it came
         self._under: dict[str, Allowance] = {}  # lease -> the allowance that admitted it
         self._largest: dict[str, tuple[float, int]] = {}  # key id -> costliest request seen
         self._releases: set[asyncio.Task[None]] = set()
         # what requests that outlived their allowance used while their key had no other
         # open: charged with the key's next allowance, or on their own after HOLD_MS
         self._owed: dict[str, _Owed] = {}
-        self.round_trips = 0  # admissions that asked Redis (the others used an allowance)
+        self.round_trips = 0  # admission script calls (the other admissions used allowances)
+        self._closing = False
 
     def _keys(self, key_id: str, now_ms: int) -> list[str]:
         base = f"{self.prefix}:{{{key_id}}}"  # one hash slot per key, for Redis Cluster
         minute = now_ms // WINDOW_MS
         return [
-            f"{base}:rpm",
+            f"{base}:rpm:log",  # the window's entries, "id#count"
             f"{base}:conc",
             f"{base}:tpm:{minute}",
             f"{base}:spend:d:{day_id(now_ms)}",
             f"{base}:spend:m:{month_id(now_ms)}",
             f"{base}:spend:t",
+            f"{base}:rpm:n",  # the sum of their counts
         ]
 
     def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
@@ -209,13 +242,18 @@ class RedisLimiter:
         return admission
 
     def _take(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
-        """One admission from the key's open allowance; an allowance with none left ends."""
-        allowance = self.allowances.get(key_id)
-        if allowance is None:
-            return None
-        if not allowance.take(now_ms):
+        """One admission from the key's open allowance; an allowance with none left ends,
+        and the refill waiting behind it, if any, opens. One running low asks for its refill."""
+        while True:
+            allowance = self.allowances.get(key_id)
+            if allowance is None:
+                return None
+            if allowance.take(now_ms):
+                break
             self._end(key_id, allowance)
-            return None
+        if not allowance.refilled and allowance.running_low(now_ms):
+            allowance.refilled = True
+            self._refill(key_id, quota, lease, now_ms)
         self._under[lease] = allowance
         return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
 
@@ -244,43 +282,104 @@ class RedisLimiter:
             want = min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0)))
         if key_id in self._granting:
             want = 0
-        cost, tokens = self._largest.get(key_id, (None, None))
         keys = self._keys(key_id, now_ms)
-        self.round_trips += 1
-        grant = None
-        if want:
-            grant = self._granting[key_id] = asyncio.get_running_loop().create_future()
+        grant = self._grant_pending(key_id) if want else None
         granted = False
         try:
-            result: list[Any] = await self._admit(
-                keys=keys,
-                args=[
-                    _arg(quota.rpm),
-                    _arg(quota.tpm),
-                    _arg(quota.concurrency),
-                    _arg(quota.budget_daily),
-                    _arg(quota.budget_monthly),
-                    _arg(quota.budget_total),
-                    lease,
-                    WINDOW_MS,
-                    LEASE_MS,
-                    now_ms,
-                    want,
-                    HOLD_MS,
-                    MIN_ROOM_REQUESTS,
-                    _arg(cost),
-                    _arg(tokens),
-                ],
-            )
+            result = await self._ask(key_id, keys, quota, lease, now_ms, want, refill=False)
             admission = _admission(result, quota, now_ms)
             if int(result[4]):
-                self._open(key_id, quota, lease, keys, now_ms, admission, result)
+                self._under[lease] = self._open(
+                    key_id, quota, lease, keys, now_ms, admission, result
+                )
+                if admission.requests_remaining is not None:
+                    admission.requests_remaining += int(result[4])  # not used yet
                 granted = True
         finally:
             if grant is not None:  # its waiters go on: to this allowance, or each to Redis
-                del self._granting[key_id]
-                grant.set_result(granted)
+                self._grant_done(key_id, grant, granted)
         return admission
+
+    async def _ask(
+        self,
+        key_id: str,
+        keys: list[str],
+        quota: Quota,
+        lease: str,
+        now_ms: int,
+        want: int,
+        refill: bool,
+    ) -> list[Any]:
+        """The admission script: this request, and an allowance of up to `want` more (a
+        refill: the allowance alone)."""
+        cost, tokens = self._largest.get(key_id, (None, None))
+        self.round_trips += 1
+        result: list[Any] = await self._admit(
+            keys=keys,
+            args=[
+                _arg(quota.rpm),
+                _arg(quota.tpm),
+                _arg(quota.concurrency),
+                _arg(quota.budget_daily),
+                _arg(quota.budget_monthly),
+                _arg(quota.budget_total),
+                lease,
+                WINDOW_MS,
+                LEASE_MS,
+                now_ms,
+                want,
+                HOLD_MS,
+                MIN_ROOM_REQUESTS,
+                _arg(cost),
+                _arg(tokens),
+                "1" if refill else "0",
+            ],
+        )
+        return result
+
+    def _grant_pending(self, key_id: str) -> asyncio.Future[bool]:
+        """Mark a grant as on its way: the key's admissions that find no allowance wait."""
+        grant = self._granting[key_id] = asyncio.get_running_loop().create_future()
+        return grant
+
+    def _grant_done(self, key_id: str, grant: asyncio.Future[bool], granted: bool) -> None:
+        del self._granting[key_id]
+        grant.set_result(granted)
+
+    def _refill(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> None:
+        """Ask for the key's next allowance while the open one still admits, unless a grant
+        is on its way already."""
+        if self._closing or key_id in self._granting:
+            return
+        want = BusyKeys.wanted(self.busy.recent(key_id))
+        want = min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0)))
+        if want:
+            grant = self._grant_pending(key_id)
+            self._in_background(
+                self._ask_refill(key_id, quota, f"{lease}/next", now_ms, want, grant)
+            )
+
+    async def _ask_refill(
+        self,
+        key_id: str,
+        quota: Quota,
+        grant_id: str,
+        now_ms: int,
+        want: int,
+        grant: asyncio.Future[bool],
+    ) -> None:
+        keys = self._keys(key_id, now_ms)
+        granted = False
+        try:
+            result = await self._ask(key_id, keys, quota, grant_id, now_ms, want, refill=True)
+            if int(result[0]) == 0:  # else refused or near a limit: each request asks Redis
+                admission = _admission(result, quota, now_ms)
+                self._open(key_id, quota, grant_id, keys, now_ms, admission, result, refill=True)
+                granted = True
+        except Exception:  # the requests after the open allowance ask Redis themselves
+            log.debug("refilling the allowance of %s failed", key_id, exc_info=True)
+        finally:
+            self._grant_done(key_id, grant, granted)
 
     def _open(
         self,
@@ -291,8 +390,10 @@ class RedisLimiter:
         now_ms: int,
         admission: Admission,
         result: list[Any],
-    ) -> None:
-        """Keep the allowance a grant brought, for this key's next admissions here."""
+        refill: bool = False,
+    ) -> Allowance:
+        """Keep the allowance a grant brought, for this key's next admissions here: at once,
+        or after the open one if it still admits (a refill)."""
         extra = int(result[4])
         budgets = (quota.budget_daily, quota.budget_monthly, quota.budget_total)
         allowance = Allowance(
@@ -308,45 +409,54 @@ class RedisLimiter:
             tokens_used=int(result[3]),
         )
         previous = self.allowances.get(key_id)
-        if previous is not None:
-            self._end(key_id, previous)
-        self.allowances[key_id] = allowance
-        self._under[lease] = allowance
-        self._pay_owed(key_id)  # what outlived the last one is charged with this one
+        if refill and previous is not None and previous.open:
+            self._next[key_id] = allowance
+        else:
+            if previous is not None:
+                self._end(key_id, previous)
+            self.allowances[key_id] = allowance
+            self._pay_owed(key_id)  # what outlived the last one is charged with this one
         # an idle key's allowance ends on time too, giving back what it did not use
         asyncio.get_running_loop().call_later(HOLD_MS / 1000, self._end, key_id, allowance)
-        if admission.requests_remaining is not None:
-            admission.requests_remaining += extra  # not used yet
+        return allowance
 
     def _end(self, key_id: str, allowance: Allowance) -> None:
-        """Close an allowance: its unused admissions and reserves go back to Redis."""
+        """Close an allowance: its unused admissions and reserves go back to Redis. The
+        refill waiting behind it opens."""
         if not allowance.open:
             return
         allowance.open = False
-        if self.allowances.get(key_id) is allowance:
+        if self._next.get(key_id) is allowance:
+            del self._next[key_id]
+        elif self.allowances.get(key_id) is allowance:
             del self.allowances[key_id]
+            following = self._next.pop(key_id, None)
+            if following is not None:
+                self.allowances[key_id] = following
+                self._pay_owed(key_id)
         self._in_background(self._give_back(allowance))
 
     async def _give_back(self, allowance: Allowance) -> None:
         """Charge what the allowance used less its reserve, and take its unused entries out
         of the window; retried while Redis is unreachable, since until then the reserve
         stays charged (limits err on the safe side, but a budget would stay short)."""
-        first = range(allowance.used + 1, allowance.extra + 1)
         await self._charge(
             allowance.keys,
             allowance.tokens - (allowance.token_reserve or 0),
             allowance.cost - (allowance.cost_reserve or 0.0),
-            [f"{allowance.grant_id}:{i}" for i in first],
+            ["", allowance.grant_id, allowance.extra, allowance.used],
         )
 
-    async def _charge(self, keys: list[str], tokens: int, cost: float, members: list[str]) -> None:
-        """Add tokens and cost to the counters and take members out of the window, until
-        Redis takes it."""
-        args = [tokens, repr(cost), 2 * WINDOW_MS, *members]
+    async def _charge(
+        self, keys: list[str], tokens: int, cost: float, unused: list[Any] | None = None
+    ) -> None:
+        """Add tokens and cost to the counters and take an ending allowance's unused entries
+        (`_SETTLE`'s ARGV[4..7]) out of the window, until Redis takes it."""
+        args = [tokens, repr(cost), 2 * WINDOW_MS, *(unused or ())]
         delay = 0.5
         while True:
             try:
-                await self._settle(keys=[keys[0], keys[2], keys[3], keys[4], keys[5]], args=args)
+                await self._settle(keys=[keys[0], *keys[2:7]], args=args)
                 return
             except Exception:
                 log.warning("could not charge %s; retrying", keys[0])
@@ -370,11 +480,11 @@ class RedisLimiter:
             allowance.cost += owed.cost
             return
         keys = self._keys(key_id, owed.now_ms)
-        self._in_background(self._charge(keys, owed.tokens, owed.cost, []))
+        self._in_background(self._charge(keys, owed.tokens, owed.cost))
 
     def _settle_call(self, item: Settlement) -> tuple[list[str], list[Any]]:
         keys = self._keys(item.key_id, item.now_ms)
-        return keys[1:6], [item.tokens, repr(item.cost), 2 * WINDOW_MS, item.lease]
+        return keys[1:7], [item.tokens, repr(item.cost), 2 * WINDOW_MS, item.lease]
 
     async def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         await self.settle_many([Settlement(key_id, lease, tokens, cost, now_ms)])
@@ -442,7 +552,10 @@ class RedisLimiter:
         await asyncio.gather(*calls)
 
     async def close(self) -> None:
-        for key_id, allowance in list(self.allowances.items()):
+        self._closing = True  # no more refills; those on their way land, to be given back
+        if self._granting:
+            await asyncio.wait(list(self._granting.values()), timeout=5.0)
+        for key_id, allowance in [*self._next.items(), *self.allowances.items()]:
             self._end(key_id, allowance)
         for key_id in list(self._owed):
             self._pay_owed(key_id)

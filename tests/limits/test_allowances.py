@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,9 +38,11 @@ async def pair() -> AsyncIterator[tuple[RedisLimiter, RedisLimiter]]:
 async def counters(limiter: RedisLimiter, key_id: str, now_ms: int) -> tuple[int, int, float]:
     """Requests in the window, tokens this minute, spend today, as Redis holds them."""
     keys = limiter._keys(key_id, now_ms)
-    used = await limiter.redis.call("ZCOUNT", keys[0], "-inf", "+inf")
-    tokens, spent = await limiter.redis.call("MGET", keys[2], keys[3])
-    return int(used), int(tokens or 0), float(spent or 0)
+    entries = await limiter.redis.call("ZRANGE", keys[0], 0, -1)
+    used = sum(int(entry.rpartition(b"#")[2]) for entry in entries)
+    count, tokens, spent = await limiter.redis.call("MGET", keys[6], keys[2], keys[3])
+    assert int(count or 0) == used  # the window's count agrees with its entries
+    return used, int(tokens or 0), float(spent or 0)
 
 
 async def test_a_busy_key_is_admitted_from_allowances_and_counted_exactly(
@@ -59,6 +62,8 @@ async def test_a_busy_key_is_admitted_from_allowances_and_counted_exactly(
     await limiter.close()  # ends the open allowance: unused entries and reserves go back
     used, tokens, spent = await counters(limiter, "k", T0)
     assert used == admitted
+    # an allowance is one entry of the window, however many it admitted
+    assert await limiter.redis.call("ZCARD", limiter._keys("k", T0)[0]) < admitted / 5
     assert tokens == 10 * admitted
     assert spent == pytest.approx(0.001 * admitted, rel=1e-9)
 
@@ -248,3 +253,55 @@ async def test_requests_that_outlive_every_allowance_are_charged_once_in_a_singl
     assert (used, tokens) == (60, 600)
     assert spent == pytest.approx(0.060)
     await limiter.close()
+
+
+async def test_a_steady_key_never_waits_for_its_next_allowance(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    """A block running low asks for the next while it still admits, so after the first
+    grant no request waits for Redis; the counters come out exact."""
+    limiter = pair[0]
+    quota = Quota(rpm=10**8, tpm=10**12, budget_daily=1_000.0)
+    waited, total = 0, 2_000
+    for i in range(total):  # about 4,000 a second, on the real clock
+        now = int(time.time() * 1000)
+        if limiter.admit_here("k", quota, f"r{i}", now) is None:
+            waited += 1 if limiter.allowances or waited else 0  # not before the first block
+            await limiter.admit("k", quota, f"r{i}", now)
+        await limiter.settle("k", f"r{i}", 10, 0.001, now)
+        await asyncio.sleep(0.0002)
+    assert limiter.round_trips < total / 20
+    assert waited <= 1  # the one that found no block yet
+    await limiter.close()
+    used, tokens, spent = await counters(limiter, "k", int(time.time() * 1000))
+    assert (used, tokens) == (total, 10 * total)
+    assert spent == pytest.approx(0.001 * total, rel=1e-9)
+
+
+async def test_a_key_that_turns_busy_gets_allowances_within_its_first_requests(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    limiter = pair[0]
+    quota = Quota(rpm=100_000)
+    for i in range(200):  # all in one 100 ms: no earlier bucket says the key is busy
+        await limiter.admit("k", quota, f"r{i}", T0)
+    assert limiter.round_trips <= 20
+    await limiter.close()
+    assert (await counters(limiter, "k", T0))[0] == 200
+
+
+async def test_a_refill_on_its_way_when_the_limiter_closes_is_given_back(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    limiter = pair[0]
+    quota = Quota(rpm=100_000, budget_daily=1_000.0)
+    admitted = 0
+    while "k" not in limiter._granting or not limiter.allowances:  # until a refill is asked
+        await limiter.admit("k", quota, f"r{admitted}", T0)
+        await limiter.settle("k", f"r{admitted}", 0, 0.001, T0)
+        admitted += 1
+        assert admitted < 1_000
+    await limiter.close()
+    used, _, spent = await counters(limiter, "k", T0)
+    assert used == admitted
+    assert spent == pytest.approx(0.001 * admitted, rel=1e-9)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
+from crossway.store.engine import create_engine
 from crossway.store.migrate import HEAD, alembic_config, current, upgrade
 
 
@@ -52,10 +57,9 @@ def test_0002_keeps_rows_written_before_it(tmp_path: Path) -> None:
     assert row == (5, 0, 0, 0.0)
 
 
-def test_0003_adds_spend_with_the_rows_and_comes_off_again() -> None:
-    """On Postgres the keys' spend grows in the statement that inserts ledger rows; the
-    migration goes down cleanly too (on a database of its own: it goes down and up)."""
-    import asyncio
+@contextlib.contextmanager
+def own_postgres_database() -> Iterator[str]:
+    """A Postgres database of the test's own, for migrations that go down and up again."""
     import secrets
 
     import asyncpg
@@ -75,14 +79,54 @@ def test_0003_adds_spend_with_the_rows_and_comes_off_again() -> None:
 
     asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     try:
-        _down_and_up(admin.set(database=name).render_as_string(hide_password=False))
+        yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _down_and_up(url: str) -> None:
-    import asyncio
+def test_0003_adds_spend_with_the_rows_and_comes_off_again() -> None:
+    """On Postgres the keys' spend grows in the statement that inserts ledger rows; the
+    migration goes down cleanly too."""
+    with own_postgres_database() as url:
+        _down_and_up(url)
 
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_0004_leaves_the_ledger_the_time_key_and_id_indexes(backend: str, tmp_path: Path) -> None:
+    from alembic import command
+
+    def indexes(url: str) -> set[str]:
+        async def read() -> set[str]:
+            engine = create_engine(url)
+            try:
+                async with engine.connect() as conn:
+                    found = await conn.run_sync(lambda c: sa.inspect(c).get_indexes("usage"))
+                return {str(i["name"]) for i in found}
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path}/m.db"
+        else:
+            url = stack.enter_context(own_postgres_database())
+        upgrade(url)
+        assert indexes(url) == {"ix_usage_created_at", "ix_usage_key_id"}
+        command.downgrade(alembic_config(url), "0003")
+        assert indexes(url) == {
+            "ix_usage_created_at",
+            "ix_usage_key_id",
+            "ix_usage_model",
+            "ix_usage_vendor",
+        }
+        upgrade(url)
+        assert current(url) == HEAD
+        assert indexes(url) == {"ix_usage_created_at", "ix_usage_key_id"}
+
+
+def _down_and_up(url: str) -> None:
     import asyncpg
     from alembic import command
 

@@ -13,26 +13,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
-import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from crossway.ir import Usage
-from crossway.store.engine import create_engine
-from crossway.store.ledger import Ledger
-from crossway.store.migrate import upgrade
-from crossway.usage import UsageEvent
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:  # procs.py beside this file, however this is run
+    sys.path.insert(0, _HERE)
+
+from procs import cpu_of_named  # noqa: E402
+
+from crossway.api.asgi import new_request_id  # noqa: E402
+from crossway.ir import Usage  # noqa: E402
+from crossway.store.engine import create_engine  # noqa: E402
+from crossway.store.ledger import Ledger  # noqa: E402
+from crossway.store.migrate import upgrade  # noqa: E402
+from crossway.usage import UsageEvent  # noqa: E402
 
 
 def batch(n: int) -> list[UsageEvent]:
     return [
         UsageEvent(
-            request_id=f"req_{n}_{i}_{time.time_ns()}",
+            request_id=new_request_id(),  # as the gateway makes them: in time order
             started_at=time.time(),
             endpoint="chat.completions",
             principal="key_x" if i % 2 else "master",
@@ -49,21 +56,6 @@ def batch(n: int) -> list[UsageEvent]:
 BATCHES = 40
 
 
-def postgres_cpu() -> float | None:
-    """CPU seconds used so far by every `postgres` process here; None if none is visible."""
-    found = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True)
-    total, seen = 0.0, False
-    for pid in found.stdout.split():
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone in between
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        seen = True
-    return total if seen else None
-
-
 async def measure(url: str) -> tuple[float, float | None]:
     """Median gateway CPU per batch (s), and the database's CPU per row (s) if readable."""
     engine = create_engine(url)
@@ -71,12 +63,12 @@ async def measure(url: str) -> tuple[float, float | None]:
     await ledger.write(batch(-1))  # connect and warm up
     batches = [batch(n) for n in range(BATCHES)]
     cpu = []
-    server_before = postgres_cpu()
+    server_before = cpu_of_named("postgres")
     for events in batches:
         started = time.process_time()
         await ledger.write(events)
         cpu.append(time.process_time() - started)
-    server_after = postgres_cpu()
+    server_after = cpu_of_named("postgres")
     await ledger.close()
     await engine.dispose()
     server = None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common import CHAT_PATH, CONNECTIONS, DIRECT, FLOOR, KEY, SCENARIOS, key_of, say
-from procs import children_cpu, cpu_seconds, system_cpu
+from procs import children_cpu, cpu_of_named, cpu_seconds, run_queue_wait, system_cpu
 
 LUA = """\
 wrk.method = "POST"
@@ -39,6 +39,9 @@ done = function(summary, latency, requests)
     latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
 end
 """
+
+
+SHARED_SERVICES = {"postgres": "postgres", "redis": "redis-server"}  # name -> process name
 
 
 def ensure_wrk() -> str:
@@ -95,6 +98,8 @@ def run_wrk(
         f"http://127.0.0.1:{port}{path}",
     ]
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    wait_before = {name: run_queue_wait(pid) for name, pid in pids.items()}
+    shared_before = {name: cpu_of_named(process) for name, process in SHARED_SERVICES.items()}
     wrk_before = children_cpu()
     sys_before = system_cpu()
     started = time.perf_counter()
@@ -102,10 +107,13 @@ def run_wrk(
     wall = time.perf_counter() - started
     ticks = [b - a for a, b in zip(sys_before, system_cpu(), strict=True)]
     all_ticks = sum(ticks) or 1
-    cpu = {
-        name: round(100 * (cpu_seconds(pid) - cpu_before[name]) / wall, 1)
-        for name, pid in pids.items()
-    }
+    used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = {name: round(100 * seconds / wall, 1) for name, seconds in used.items()}
+    # the databases the gateways use, on this machine: CPU they take from the rest
+    for name, process in SHARED_SERVICES.items():
+        before, after = shared_before[name], cpu_of_named(process)
+        if before is not None and after is not None:
+            cpu[name] = round(100 * (after - before) / wall, 1)
     cpu["wrk"] = round(100 * (children_cpu() - wrk_before) / wall, 1)
     # the whole machine, in % of all CPUs: busy (not idle, not iowait) and stolen
     cpu["machine_busy"] = round(100 * (all_ticks - ticks[3] - ticks[4]) / all_ticks, 1)
@@ -125,6 +133,7 @@ def run_wrk(
         "timeout": data["timeout"],
     }
     seconds = data["duration_us"] / 1e6
+    requests = data["requests"] or 1
     return {
         "requests": data["requests"],
         "seconds": round(seconds, 3),
@@ -136,6 +145,13 @@ def run_wrk(
         "errors": errors,
         "valid": not any(errors.values()) and data["requests"] > 0,
         "cpu_percent": cpu,
+        # each server's CPU per answered request, and the time it was ready to run but
+        # waited for a CPU (others on the machine had it)
+        "cpu_us_per_request": {name: round(1e6 * t / requests, 1) for name, t in used.items()},
+        "run_queue_wait_percent": {
+            name: round(100 * (run_queue_wait(pid) - wait_before[name]) / wall, 1)
+            for name, pid in pids.items()
+        },
         "wrk_output": out,
     }
 

@@ -225,6 +225,24 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
+def cpu_of_named(name: str) -> float | None:
+    """CPU seconds used so far by every process named `name` here (for `postgres`: the
+    backends, the WAL writer, ...); None if none is visible."""
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    pids = [int(pid) for pid in found.stdout.split()]
+    return sum(cpu_seconds(pid) for pid in pids) if pids else None
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a CPU so far."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                total += int((task / "schedstat").read_text().split()[1])  # ns
+    return total / 1e9
+
+
 def system_cpu() -> list[int]:
     """The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal."""
     return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]

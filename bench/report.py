@@ -197,6 +197,56 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**MISSED**"
 
 
+def _keys_cpu(runs: list[dict[str, Any]]) -> list[str]:
+    """Where the --keys gap comes from, as medians over the rounds: each gateway's own CPU per
+    request (its code), the share of a CPU it got and how long it waited for one (others on
+    the machine had it), and the CPU Postgres and Redis took while crossway-keys ran."""
+
+    def median(scenario: str, target: str, get: Any) -> float | None:
+        values = [get(r) for r in runs if r["scenario"] == scenario and r["target"] == target]
+        values = sorted(v for v in values if v is not None)
+        return values[len(values) // 2] if values else None
+
+    lines = [
+        "",
+        "Where the difference comes from (medians over the rounds): CPU per request is each "
+        "gateway's own work; a gateway that got less than a whole CPU waited for one while "
+        "others on the machine (Postgres, Redis, the upstream, wrk) had it.",
+        "",
+        "| scenario | CPU us per request: crossway / crossway-keys (ratio) | CPU used: crossway "
+        "/ crossway-keys | waited for a CPU: crossway / crossway-keys | Postgres + Redis "
+        "CPU while crossway-keys ran |",
+        "|---|---|---|---|---|",
+    ]
+    scenarios = dict.fromkeys(r["scenario"] for r in runs if r["target"] == CROSSWAY_KEYS)
+    for scenario in scenarios:
+        us = [
+            median(scenario, t, lambda r, t=t: r.get("cpu_us_per_request", {}).get(t))
+            for t in (CROSSWAY, CROSSWAY_KEYS)
+        ]
+        used = [
+            median(scenario, t, lambda r, t=t: r["cpu_percent"].get(t))
+            for t in (CROSSWAY, CROSSWAY_KEYS)
+        ]
+        waited = [
+            median(scenario, t, lambda r, t=t: r.get("run_queue_wait_percent", {}).get(t))
+            for t in (CROSSWAY, CROSSWAY_KEYS)
+        ]
+        services = [
+            median(scenario, CROSSWAY_KEYS, lambda r, n=n: r["cpu_percent"].get(n))
+            for n in ("postgres", "redis")
+        ]
+        if None in us or None in used or None in waited:
+            continue  # a run from before these were measured
+        ratio = us[0] / us[1] if us[1] else 0.0
+        shared = " + ".join(f"{v:.1f}%" if v is not None else "?" for v in services)
+        lines.append(
+            f"| {scenario} | {us[0]:.0f} / {us[1]:.0f} ({ratio:.3f}) | {used[0]:.1f}% / "
+            f"{used[1]:.1f}% | {waited[0]:.1f}% / {waited[1]:.1f}% | {shared} |"
+        )
+    return lines
+
+
 def _keys(res: dict[str, Any]) -> list[str]:
     """--keys: crossway-keys against crossway (throughput ratio, added latency) and whether
     the Postgres ledger kept up."""
@@ -217,6 +267,7 @@ def _keys(res: dict[str, Any]) -> list[str]:
             f"{per[CROSSWAY_KEYS]['rps_median']:.0f} | {per[name]:.3f} "
             f"{_mark(per[name] >= KEYS_RPS_TARGET)} | {by_round} |"
         )
+    lines += _keys_cpu(res.get("throughput_runs", []))
     spec = res.get("crossway_keys_key_spec")
     first = res.get("keys_first_answer")
     lines += ["", f"The key: {spec}; first answer with it: {first}.", ""]

@@ -88,7 +88,9 @@ class Children:
         self.workdir = workdir
         self.procs: list[Proc] = []
 
-    def spawn(self, name: str, port: int, argv: list[str]) -> Proc:
+    def spawn(
+        self, name: str, port: int, argv: list[str], env: dict[str, str] | None = None
+    ) -> Proc:
         log_path = self.workdir / f"{name}-{port}.log"
         log = log_path.open("wb")
         started = time.perf_counter()
@@ -98,7 +100,7 @@ class Children:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
-            env=child_env(),
+            env={**child_env(), **(env or {})},
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
@@ -155,13 +157,17 @@ def crossway_config(
     return path
 
 
-def spawn_crossway(kids: Children, config: Path, name: str, server: str) -> Proc:
-    """`crossway serve --server SERVER` (uvicorn or granian) under the given target name."""
+def spawn_crossway(
+    kids: Children, config: Path, name: str, server: str, code: Path | None = None
+) -> Proc:
+    """`crossway serve --server SERVER` (uvicorn or granian) under the given target name;
+    with `code`, the `crossway` package of that source tree (an earlier revision) instead."""
     port = free_port()
     exe = Path(PYTHON).parent / "crossway"
-    argv = [str(exe)] if exe.exists() else [PYTHON, "-m", "crossway"]
+    argv = [str(exe)] if exe.exists() and code is None else [PYTHON, "-m", "crossway"]
     serve = ["serve", "--config", str(config), "--port", str(port), "--server", server]
-    return kids.spawn(name, port, [*argv, *serve])
+    env = {"PYTHONPATH": str(code)} if code is not None else None
+    return kids.spawn(name, port, [*argv, *serve], env)
 
 
 # --- talking to a server ---------------------------------------------------------------------

@@ -14,8 +14,9 @@ from crossway.ir.stream import BlockKind, BlockStart, BlockStop, Event
 
 
 def count_of(value: Any) -> int:
-    """A token count as an upstream reported it: an integer, or 0 for anything else."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count as an upstream reported it: a whole number, or 0 for anything else (a
+    negative count would lower the key's spend and token counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def invalid(param: str, message: str, code: str | None = None) -> InvalidRequest:

@@ -8,8 +8,9 @@ the same transaction on SQLite, in the same statement on Postgres (migration 000
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -21,6 +22,8 @@ from crossway.ir import Usage
 from crossway.store.keys import _iso
 from crossway.store.tables import usage
 from crossway.usage import UsageEvent
+
+log = logging.getLogger("crossway.usage")
 
 GROUPS = ("day", "model", "key", "vendor")
 # what a summary row counts (integers), and all it holds after its group, in order
@@ -60,6 +63,31 @@ def _row(event: UsageEvent) -> tuple[Any, ...]:
     )
 
 
+_INT32 = 2_147_483_647
+
+
+def _fitter(column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """What makes a value fit the column: text without NUL characters and no longer than
+    the column, integers within 32 bits."""
+    if isinstance(column.type, sa.String) and column.type.length:
+        length = column.type.length
+        return lambda v: v if v is None else str(v).replace("\x00", "")[:length]
+    if isinstance(column.type, sa.Integer) and not isinstance(column.type, sa.BigInteger):
+        return lambda v: v if v is None else max(-_INT32, min(int(v), _INT32))
+    return lambda v: v
+
+
+_FITTERS = [_fitter(c) for c in usage.columns]
+
+
+def _fit(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(fit(value) for fit, value in zip(_FITTERS, row, strict=True))
+
+
+# a value a column cannot hold: raised while encoding (OverflowError) or by the database
+_UNFIT = (OverflowError, ValueError, asyncpg.DataError)
+
+
 def _spend(inserted: Iterable[tuple[str | None, float | None]]) -> dict[str, float]:
     """Each key's cost among the rows a batch actually inserted."""
     spend: dict[str, float] = defaultdict(float)
@@ -97,17 +125,27 @@ class Ledger:
         conn = await self._connection()
         try:
             try:
-                await conn.copy_records_to_table("usage", records=rows, columns=_COLUMNS)
-            except asyncpg.UniqueViolationError:
-                stored = {r[0] for r in await conn.fetch(_STORED, [row[0] for row in rows])}
-                fresh = [row for row in rows if row[0] not in stored]
-                if fresh:
-                    await conn.copy_records_to_table("usage", records=fresh, columns=_COLUMNS)
+                await self._copy(conn, rows)
+            except _UNFIT:
+                # one value a column cannot hold (an upstream's absurd count or overlong id)
+                # must not hold back this batch and every one after it: made to fit
+                log.warning("a usage batch held a value its column cannot: written made to fit")
+                await self._copy(conn, [_fit(row) for row in rows])
         except BaseException:
             # a broken or timed-out connection is not used again; the recorder retries
             conn.terminate()
             self._pg = None
             raise
+
+    @staticmethod
+    async def _copy(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            await conn.copy_records_to_table("usage", records=rows, columns=_COLUMNS)
+        except asyncpg.UniqueViolationError:
+            stored = {r[0] for r in await conn.fetch(_STORED, [row[0] for row in rows])}
+            fresh = [row for row in rows if row[0] not in stored]
+            if fresh:
+                await conn.copy_records_to_table("usage", records=fresh, columns=_COLUMNS)
 
     async def _connection(self) -> Any:
         if self._pg is None or self._pg.is_closed():
@@ -146,7 +184,13 @@ class Ledger:
             ]
             spend = _spend((row[_KEY_ID], row[_COST]) for row in rows)
             if rows:
-                await db.executemany(_SQLITE_INSERT, rows)
+                await db.execute("SAVEPOINT batch")
+                try:
+                    await db.executemany(_SQLITE_INSERT, rows)
+                except OverflowError:  # an integer past 64 bits; see _write_postgres
+                    log.warning("a usage batch held a value its column cannot: made to fit")
+                    await db.execute("ROLLBACK TO batch")  # the rows before it, inserted
+                    await db.executemany(_SQLITE_INSERT, [_fit(row) for row in rows])
             if spend:
                 await db.executemany(
                     "UPDATE api_keys SET spend_total = spend_total + ? WHERE id = ?",

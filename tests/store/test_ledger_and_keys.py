@@ -141,3 +141,38 @@ def test_a_batch_whose_acknowledgement_was_lost_is_stored_and_charged_once(
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_a_value_no_column_can_hold_does_not_hold_the_ledger_back(database_url: str) -> None:
+    """An upstream's absurd count or overlong request id: the batch, and every one after it,
+    is still written, with that value made to fit its column."""
+    from crossway.usage import UsageRecorder
+
+    async def run() -> None:
+        engine = create_engine(database_url)
+        ledger = Ledger(engine)
+        try:
+            recorder = UsageRecorder([ledger], flush_interval=0.01, max_backoff=0.05)
+            await recorder.start()
+            events = [event(i, "master") for i in range(30)]
+            bad = events[3]
+            bad.usage = Usage(10**19, 5)  # past Postgres's 32 bits and SQLite's 64
+            bad.upstream_request_id = "up-\x00" + "x" * 500
+            for e in events:
+                recorder.record(e)
+            deadline = time.monotonic() + 10
+            while recorder.pending and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await recorder.stop()
+            assert recorder.pending == 0
+            for e in events:
+                assert await ledger.request(e.request_id) is not None
+            row = await ledger.request(bad.request_id)
+            assert row is not None
+            assert row["prompt_tokens"] == 2**31 - 1
+            assert row["upstream_request_id"] == "up-" + "x" * 197
+        finally:
+            await ledger.close()
+            await engine.dispose()
+
+    asyncio.run(run())

@@ -52,7 +52,9 @@ def media_usage_from(data: dict[str, Any]) -> Usage:
 
 
 def _seconds(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return 0.0
 
 
 def usage_object(usage: Usage) -> dict[str, Any]:

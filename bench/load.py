@@ -168,9 +168,9 @@ def _per_target(mine: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "errors": {k: sum(r["errors"][k] for r in mine) for k in mine[0]["errors"]},
         "valid": all(r["valid"] for r in mine),
-        "cpu_percent": {
-            k: round(statistics.median(r["cpu_percent"][k] for r in mine), 1)
-            for k in mine[0]["cpu_percent"]
+        "cpu_percent": {  # a service (Postgres, Redis) may be seen in some runs only
+            k: round(statistics.median(r["cpu_percent"].get(k, 0.0) for r in mine), 1)
+            for k in dict.fromkeys(k for r in mine for k in r["cpu_percent"])
         },
     }
 

@@ -105,10 +105,7 @@ class BusyKeys:
         if entry is None:
             self._counts[key_id] = [bucket, 1, 0]
             return 1
-        if entry[0] != bucket:
-            if bucket < entry[0]:  # an older clock reading (a request that waited): as is
-                entry[1] += 1
-                return max(entry[1], entry[2])
+        if bucket > entry[0]:  # an older clock reading counts in the current bucket
             entry[2] = entry[1] if entry[0] == bucket - 1 else 0
             entry[0], entry[1] = bucket, 0
         entry[1] += 1

@@ -277,11 +277,9 @@ class RedisLimiter:
             admission = self._take(key_id, quota, lease, now_ms)
             if admission is not None:
                 return admission
-        want = 0 if quota.concurrency is not None else BusyKeys.wanted(recent)
-        if want:  # enough for the requests already waiting too
-            want = min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0)))
-        if key_id in self._granting:
-            want = 0
+        want = 0
+        if quota.concurrency is None and key_id not in self._granting:
+            want = self._want(key_id, recent)
         keys = self._keys(key_id, now_ms)
         grant = self._grant_pending(key_id) if want else None
         granted = False
@@ -337,6 +335,12 @@ class RedisLimiter:
         )
         return result
 
+    def _want(self, key_id: str, recent: int) -> int:
+        """The size of the key's next allowance: what its rate needs, and enough for the
+        requests already waiting too; none for a key that is not busy."""
+        want = BusyKeys.wanted(recent)
+        return min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0))) if want else 0
+
     def _grant_pending(self, key_id: str) -> asyncio.Future[bool]:
         """Mark a grant as on its way: the key's admissions that find no allowance wait."""
         grant = self._granting[key_id] = asyncio.get_running_loop().create_future()
@@ -351,8 +355,7 @@ class RedisLimiter:
         is on its way already."""
         if self._closing or key_id in self._granting:
             return
-        want = BusyKeys.wanted(self.busy.recent(key_id))
-        want = min(MAX_EXTRA, max(want, 2 * self._waiting.get(key_id, 0)))
+        want = self._want(key_id, self.busy.recent(key_id))
         if want:
             grant = self._grant_pending(key_id)
             self._in_background(

@@ -75,3 +75,51 @@ async def test_stop_retries_a_writer_that_recovers() -> None:
         recorder.record(event(n))
     await recorder.stop()
     assert len(flaky.written) == 10
+
+
+class SlowWriter:
+    """Takes `seconds` per write, like a database round trip under load; keeps each batch."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.batches: list[list[str]] = []
+
+    async def write(self, events: list[UsageEvent]) -> None:
+        await asyncio.sleep(self.seconds)
+        self.batches.append([e.request_id for e in events])
+
+
+async def test_events_arriving_during_a_write_wait_for_the_next_turn() -> None:
+    """A steady trickle must not be written a few rows per round trip: each turn writes what
+    was queued when it began, and what came during its writes waits for the next turn."""
+    slow = SlowWriter(0.03)
+    recorder = UsageRecorder([slow], flush_interval=0.2)
+    await recorder.start()
+    for n in range(200):  # one every 2 ms for about 0.4 s
+        recorder.record(event(n))
+        await asyncio.sleep(0.002)
+    turns = len(slow.batches)
+    await recorder.stop()
+    # about one write per turn of 0.2 s; chasing the trickle wrote one per 30 ms (13+)
+    assert turns <= 4, [len(b) for b in slow.batches]
+    assert [r for b in slow.batches for r in b] == [f"req_{n}" for n in range(200)]
+
+
+async def test_a_whole_batch_starts_a_turn_at_once() -> None:
+    """A whole batch waiting does not wait for the interval; the turn it starts writes all
+    that is queued, in batches no larger than batch_size."""
+    writer = SlowWriter(0)
+    recorder = UsageRecorder([writer], batch_size=50, flush_interval=60)
+    await recorder.start()
+    for n in range(49):
+        recorder.record(event(n))
+    await asyncio.sleep(0.05)
+    assert writer.batches == []  # short of a batch: waits for its turn
+    for n in range(49, 120):
+        recorder.record(event(n))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if sum(map(len, writer.batches)) == 120:
+            break
+    assert [len(b) for b in writer.batches] == [50, 50, 20]
+    await recorder.stop()

@@ -30,11 +30,44 @@ GROUPS = ("day", "model", "key", "vendor")
 _COUNTS = ("requests", "errors", "prompt_tokens", "completion_tokens", "images", "characters")
 SUMMARY_COLUMNS = (*_COUNTS, "audio_seconds", "cost_usd")
 
-_COLUMNS = [c.name for c in usage.columns]
+# a row's values in the order the event and its usage hold them, so that two C-level gets
+# make most of it; the statements name the columns, so the table's own order does not matter
+_EVENT_FIELDS = (
+    "request_id",
+    "started_at",  # created_at: unix seconds; see _connection for Postgres, _write_sqlite
+    "endpoint",
+    "model_requested",
+    "model",
+    "upstream_model",
+    "provider",
+    "vendor",
+    "status",
+    "error_type",
+    "stream",
+    "latency_ms",
+    "ttft_ms",
+    "cost_usd",
+    "attempts",
+    "upstream_request_id",
+)
+_USAGE_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "images",
+    "characters",
+    "audio_seconds",
+)
+_COLUMNS = [
+    *("created_at" if f == "started_at" else f for f in _EVENT_FIELDS),
+    *_USAGE_FIELDS,
+    "key_id",
+]
+assert sorted(_COLUMNS) == sorted(c.name for c in usage.columns) and _COLUMNS[1] == "created_at"
 _KEY_ID, _COST = _COLUMNS.index("key_id"), _COLUMNS.index("cost_usd")
+_OF_EVENT, _OF_USAGE = attrgetter(*_EVENT_FIELDS), attrgetter(*_USAGE_FIELDS)
 _NO_USAGE = Usage()
-# the event's own fields that are the columns from `endpoint` to `ttft_ms`, in one C-level get
-_SAME_NAMED = attrgetter(*_COLUMNS[_COLUMNS.index("endpoint") : _COLUMNS.index("ttft_ms") + 1])
 _STORED = "SELECT request_id FROM usage WHERE request_id = ANY($1::text[])"
 _SQLITE_INSERT = (
     f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -42,25 +75,26 @@ _SQLITE_INSERT = (
 
 
 def _row(event: UsageEvent) -> tuple[Any, ...]:
-    """The event as a row of `usage`, its values in `_COLUMNS` order."""
+    """The event as a row of `usage`, its values in `_COLUMNS` order (created_at as unix
+    seconds)."""
     principal = event.principal
-    u = event.usage or _NO_USAGE
-    return (
-        event.request_id,
-        dt.datetime.fromtimestamp(event.started_at, dt.UTC),
-        principal if principal.startswith("key_") else None,
-        *_SAME_NAMED(event),
-        u.prompt_tokens,
-        u.completion_tokens,
-        u.cached_tokens,
-        u.reasoning_tokens,
-        event.cost_usd,
-        event.attempts,
-        event.upstream_request_id,
-        u.images,
-        u.characters,
-        u.audio_seconds,
-    )
+    key_id = principal if principal.startswith("key_") else None
+    return (*_OF_EVENT(event), *_OF_USAGE(event.usage or _NO_USAGE), key_id)
+
+
+# Postgres counts timestamps in microseconds from 2000-01-01 UTC; the ledger's connection
+# sends created_at as that count, made from unix seconds: asyncpg's own encoder for a
+# datetime cost more than all the other columns of a row together
+_PG_EPOCH_UNIX = 946_684_800
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def _pg_timestamp(unix_seconds: float) -> tuple[int]:
+    return (round((unix_seconds - _PG_EPOCH_UNIX) * 1_000_000),)
+
+
+def _from_pg_timestamp(value: tuple[int]) -> dt.datetime:
+    return _PG_EPOCH + dt.timedelta(microseconds=value[0])
 
 
 _INT32 = 2_147_483_647
@@ -77,11 +111,16 @@ def _fitter(column: sa.Column[Any]) -> Callable[[Any], Any]:
     return lambda v: v
 
 
-_FITTERS = [_fitter(c) for c in usage.columns]
+_FITTERS = [_fitter(usage.c[name]) for name in _COLUMNS]
 
 
 def _fit(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(fit(value) for fit, value in zip(_FITTERS, row, strict=True))
+
+
+def _sqlite_timestamp(unix_seconds: float) -> str:
+    """What SQLAlchemy stores for a DateTime on SQLite: UTC, no offset."""
+    return dt.datetime.fromtimestamp(unix_seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 # a value a column cannot hold: raised while encoding (OverflowError) or by the database
@@ -150,9 +189,17 @@ class Ledger:
     async def _connection(self) -> Any:
         if self._pg is None or self._pg.is_closed():
             dsn = self.engine.url.set(drivername="postgresql")
-            self._pg = await asyncpg.connect(
+            conn = await asyncpg.connect(
                 dsn.render_as_string(hide_password=False), timeout=10, command_timeout=30
             )
+            await conn.set_type_codec(
+                "timestamptz",
+                schema="pg_catalog",
+                encoder=_pg_timestamp,
+                decoder=_from_pg_timestamp,
+                format="tuple",
+            )
+            self._pg = conn
         return self._pg
 
     async def close(self) -> None:
@@ -178,7 +225,7 @@ class Ledger:
                 )
                 stored.update(row[0] for row in await cursor.fetchall())
             rows = [
-                (row[0], row[1].strftime("%Y-%m-%d %H:%M:%S.%f"), *row[2:])
+                (row[0], _sqlite_timestamp(row[1]), *row[2:])
                 for row in map(_row, events)
                 if row[0] not in stored
             ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,74 @@ def test_keys_and_an_idempotent_ledger(database_url: str) -> None:
             assert rotated is not None and rotated[0].key_hash != key.key_hash
             assert await keys.delete(key.id) and await keys.get(key.id) is None
         finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def test_a_record_keeps_every_field_as_recorded(database_url: str) -> None:
+    """Each column from its own field, the time to the microsecond (Postgres gets it as a
+    count of microseconds, SQLite as text), and found again by a time range around it."""
+    started = dt.datetime(2026, 9, 21, 13, 14, 15, 123456, tzinfo=dt.UTC)
+    full = UsageEvent(
+        request_id=f"req_full_{time.time_ns()}",
+        started_at=started.timestamp(),
+        endpoint="chat.completions",
+        principal="key_full",
+        stream=True,
+        model_requested="openai/gpt-4o",
+        model="gpt-4o",
+        upstream_model="gpt-4o-2024-08-06",
+        provider="oai-east",
+        vendor="openai",
+        status=502,
+        error_type="upstream_error",
+        latency_ms=12.5,
+        ttft_ms=3.25,
+        usage=Usage(11, 7, 5, 3, images=2, characters=13, audio_seconds=1.5),
+        cost_usd=0.0625,
+        upstream_request_id="chatcmpl-up-1",
+        attempts=2,
+    )
+
+    async def run() -> None:
+        engine = create_engine(database_url)
+        ledger = Ledger(engine)
+        try:
+            await ledger.write([full, event(1, "master")])
+            record = await ledger.request(full.request_id)
+            assert record == {
+                "request_id": full.request_id,
+                "created_at": "2026-09-21T13:14:15.123456Z",
+                "key_id": "key_full",
+                "endpoint": "chat.completions",
+                "model_requested": "openai/gpt-4o",
+                "model": "gpt-4o",
+                "upstream_model": "gpt-4o-2024-08-06",
+                "provider": "oai-east",
+                "vendor": "openai",
+                "status": 502,
+                "error_type": "upstream_error",
+                "stream": True,
+                "latency_ms": 12.5,
+                "ttft_ms": 3.25,
+                "prompt_tokens": 11,
+                "completion_tokens": 7,
+                "cached_tokens": 5,
+                "reasoning_tokens": 3,
+                "cost_usd": 0.0625,
+                "attempts": 2,
+                "upstream_request_id": "chatcmpl-up-1",
+                "images": 2,
+                "characters": 13,
+                "audio_seconds": 1.5,
+            }
+            one_us = dt.timedelta(microseconds=1)
+            around = await ledger.summary(key_id="key_full", since=started, until=started + one_us)
+            before = await ledger.summary(key_id="key_full", until=started)
+            assert (around[0]["requests"], before[0]["requests"]) == (1, 0)
+        finally:
+            await ledger.close()
             await engine.dispose()
 
     asyncio.run(run())

@@ -200,34 +200,47 @@ def duration(ms: int) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
+_REMAINING_REQUESTS = b"x-ratelimit-remaining-requests"
+_RESET_REQUESTS = b"x-ratelimit-reset-requests"
+_REMAINING_TOKENS = b"x-ratelimit-remaining-tokens"
+_RESET_TOKENS = b"x-ratelimit-reset-tokens"
+
+
 def ratelimit_header_lines(a: Admission, quota: Quota) -> list[tuple[bytes, bytes]]:
     """`ratelimit_headers` of an admitted request as the raw pairs an answer sends, made with
     as little work as can be: this runs on every request of a limited key."""
-    out = []
     requests, tokens = quota.limit_lines
-    if requests is not None:
-        out.append(requests)
-        if a.requests_remaining is not None:
-            out.append((b"x-ratelimit-remaining-requests", b"%d" % max(a.requests_remaining, 0)))
-            out.append((b"x-ratelimit-reset-requests", _duration_bytes(a.requests_reset_ms)))
+    if requests is not None and a.requests_remaining is not None:
+        out = [
+            requests,
+            (_REMAINING_REQUESTS, b"%d" % max(a.requests_remaining, 0)),
+            (_RESET_REQUESTS, _duration_bytes(a.requests_reset_ms)),
+        ]
+    else:
+        out = [] if requests is None else [requests]
     if tokens is not None:
-        out.append(tokens)
-        if a.tokens_remaining is not None:
-            out.append((b"x-ratelimit-remaining-tokens", b"%d" % max(a.tokens_remaining, 0)))
-            out.append((b"x-ratelimit-reset-tokens", _duration_bytes(a.tokens_reset_ms)))
+        if a.tokens_remaining is None:
+            out.append(tokens)
+        else:
+            out += (
+                tokens,
+                (_REMAINING_TOKENS, b"%d" % max(a.tokens_remaining, 0)),
+                (_RESET_TOKENS, _duration_bytes(a.tokens_reset_ms)),
+            )
     return out
 
 
-_durations: dict[int, bytes] = {}  # whole seconds -> duration(); resets are under a day
+# duration() as bytes, made once per value: resets are under a day, so at most 1,000
+# millisecond values and 86,400 second values
+_durations: dict[int, bytes] = {}  # ms below 1000 as themselves, longer as -(whole seconds)
 
 
 def _duration_bytes(ms: int) -> bytes:
-    if ms < 1000:
-        return duration(ms).encode()
-    seconds = -(-ms // 1000)
-    text = _durations.get(seconds)
+    # a second count goes in as -(whole seconds, rounded up): apart from the millisecond slots
+    slot = (ms if ms > 0 else 0) if ms < 1000 else ms // -1000
+    text = _durations.get(slot)
     if text is None:
-        text = _durations[seconds] = duration(ms).encode()
+        text = _durations[slot] = duration(ms).encode()
     return text
 
 

@@ -18,7 +18,7 @@ from crossway.limits import (
     RateLimited,
     ratelimit_headers,
 )
-from crossway.limits.base import ratelimit_header_lines
+from crossway.limits.base import _duration_bytes, duration, ratelimit_header_lines
 from crossway.limits.redis import RedisLimiter
 
 T0 = 1_795_000_000_000  # a fixed "now" in ms, mid-minute
@@ -149,3 +149,9 @@ def test_header_lines_say_what_the_headers_say(admission: Admission, quota: Quot
     """The raw lines every limited answer sends, made the fast way, match the headers."""
     expected = [(k.encode(), v.encode()) for k, v in ratelimit_headers(admission, quota).items()]
     assert ratelimit_header_lines(admission, quota) == expected
+
+
+def test_reset_durations_made_once_are_the_same_as_made_each_time() -> None:
+    order = [-1, 1000, -7, 999, 0, 1001, 2000, 1999, 59_999, 60_000, 60_001, 86_399_999, 5]
+    for ms in order + order[::-1]:  # each value both made and found again
+        assert _duration_bytes(ms) == duration(ms).encode(), ms

@@ -35,14 +35,26 @@ async def pair() -> AsyncIterator[tuple[RedisLimiter, RedisLimiter]]:
     await first.redis.close()
 
 
-async def counters(limiter: RedisLimiter, key_id: str, now_ms: int) -> tuple[int, int, float]:
-    """Requests in the window, tokens this minute, spend today, as Redis holds them."""
+async def counters(
+    limiter: RedisLimiter, key_id: str, now_ms: int, since_ms: int | None = None
+) -> tuple[int, int, float]:
+    """Requests in the window, and tokens and spend, as Redis holds them: this minute's
+    tokens and today's spend, or, from `since_ms` on, summed over every minute and day
+    since (a test on the real clock may cross into the next minute)."""
     keys = limiter._keys(key_id, now_ms)
     entries = await limiter.redis.call("ZRANGE", keys[0], 0, -1)
     used = sum(int(entry.rpartition(b"#")[2]) for entry in entries)
-    count, tokens, spent = await limiter.redis.call("MGET", keys[6], keys[2], keys[3])
+    count = await limiter.redis.call("GET", keys[6])
     assert int(count or 0) == used  # the window's count agrees with its entries
-    return used, int(tokens or 0), float(spent or 0)
+    start = now_ms if since_ms is None else since_ms
+    tokens, spent = 0, 0.0
+    for minute in range(start // 60_000, now_ms // 60_000 + 1):
+        minute_keys = limiter._keys(key_id, minute * 60_000)
+        tokens += int(await limiter.redis.call("GET", minute_keys[2]) or 0)
+    for day in range(start // 86_400_000, now_ms // 86_400_000 + 1):
+        day_keys = limiter._keys(key_id, day * 86_400_000)
+        spent += float(await limiter.redis.call("GET", day_keys[3]) or 0)
+    return used, tokens, spent
 
 
 async def test_a_busy_key_is_admitted_from_allowances_and_counted_exactly(
@@ -263,6 +275,7 @@ async def test_a_steady_key_never_waits_for_its_next_allowance(
     limiter = pair[0]
     quota = Quota(rpm=10**8, tpm=10**12, budget_daily=1_000.0)
     waited, total, first_block = 0, 2_000, False
+    started_ms = int(time.time() * 1000)
     for i in range(total):  # about 4,000 a second, on the real clock
         now = int(time.time() * 1000)
         if limiter.admit_here("k", quota, f"r{i}", now) is None:
@@ -276,7 +289,7 @@ async def test_a_steady_key_never_waits_for_its_next_allowance(
     # of its blocks)
     assert waited <= 2
     await limiter.close()
-    used, tokens, spent = await counters(limiter, "k", int(time.time() * 1000))
+    used, tokens, spent = await counters(limiter, "k", int(time.time() * 1000), started_ms)
     assert (used, tokens) == (total, 10 * total)
     assert spent == pytest.approx(0.001 * total, rel=1e-9)
 

@@ -236,9 +236,10 @@ def _keys_cpu(runs: list[dict[str, Any]]) -> list[str]:
             median(scenario, CROSSWAY_KEYS, lambda r, n=n: r["cpu_percent"].get(n))
             for n in ("postgres", "redis")
         ]
-        if None in us or None in used or None in waited:
+        master_us, keyed_us = us
+        if master_us is None or keyed_us is None or None in used or None in waited:
             continue  # a run from before these were measured
-        ratio = us[0] / us[1] if us[1] else 0.0
+        ratio = master_us / keyed_us if keyed_us else 0.0
         shared = " + ".join(f"{v:.1f}%" if v is not None else "?" for v in services)
         lines.append(
             f"| {scenario} | {us[0]:.0f} / {us[1]:.0f} ({ratio:.3f}) | {used[0]:.1f}% / "

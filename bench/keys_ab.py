@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/keys_ab.py [--base REV] [--rounds 12] [--duration 3]
                                       [--scenario short|stream20|long] [--out FILE]
+                                      [--server builtin] [--base-server builtin]
 
 On a machine whose speed changes from minute to minute, two bench runs a few minutes apart
 cannot tell a change of a few percent. This runs four gateways on one simulated upstream at
 once: `crossway` (master key, no ledger) and `crossway-keys` (a virtual key, the Redis
 limiter, the usage ledger in a fresh Postgres database) of this checkout, and the same two of
 REV (default HEAD~1), checked out into a temporary git worktree and run with this checkout's
-virtualenv (so REV must not need other packages). Every round runs wrk (`-t1 -c32`) against
+virtualenv (so REV must not need other packages); `--server` and `--base-server` say which
+HTTP server each runs on (`crossway serve --server`; revisions before the builtin server
+know only uvicorn and granian). Every round runs wrk (`-t1 -c32`) against
 each of the four, in a shuffled order (seeded per round, so order does not favour one), and
 the result is the median over rounds of the ratio inside each round:
 
@@ -41,6 +44,7 @@ from common import CROSSWAY, CROSSWAY_KEYS, KEY, ROOT, SCENARIOS, say  # noqa: E
 from keyed import KeysRun  # noqa: E402
 from load import ensure_wrk, run_wrk, write_scripts  # noqa: E402
 from payloads import bodies  # noqa: E402
+from plan import SERVERS  # noqa: E402
 from procs import (  # noqa: E402
     Children,
     crossway_config,
@@ -91,7 +95,8 @@ def measure(args: argparse.Namespace, work: Path, old_code: Path) -> dict[str, A
                 keys = KeysRun() if config == CROSSWAY_KEYS else None
                 extra = keys.settings(config) if keys else {"usage_ledger": "false"}
                 path = crossway_config(work, upstream.port, name.replace("@", "-"), extra)
-                proc = spawn_crossway(kids, path, name, "uvicorn", code)
+                server = args.server if code is None else args.base_server
+                proc = spawn_crossway(kids, path, name, server, code)
                 wait_first_answer(proc, payloads["short"])
                 token = KEY
                 if keys is not None:
@@ -145,8 +150,9 @@ def report(runs: dict[str, list[dict[str, Any]]], base: str, args: argparse.Name
         ),
     }
     lines = [
-        f"### {args.scenario} chats, this checkout against {base}: {args.rounds} rounds of "
-        f"{args.duration} s, medians of the ratios inside each round",
+        f"### {args.scenario} chats, this checkout ({args.server}) against {base} "
+        f"({args.base_server}): {args.rounds} rounds of {args.duration} s, medians of the "
+        "ratios inside each round",
         "",
         "| ratio | median | by round |",
         "|---|---:|---|",
@@ -195,6 +201,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=3)
     parser.add_argument("--scenario", choices=SCENARIOS, default="short")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--server", choices=SERVERS, default="builtin", help="this checkout's")
+    parser.add_argument("--base-server", choices=SERVERS, default="builtin", help="REV's")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="crossway-keys-ab-"))
     old_code = work / "base"

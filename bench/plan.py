@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import BENCH, CROSSWAY, CROSSWAY_KEYS, DIRECT, FLOOR
 
-SERVERS = ("uvicorn", "granian")  # what `crossway serve --server` accepts
+SERVERS = ("builtin", "uvicorn", "granian")  # what `crossway serve --server` accepts
 
 
 @dataclass
@@ -30,15 +30,15 @@ class Plan:
     startups: int
     out: Path
     keep: bool
-    server: str = "uvicorn"
+    server: str = "builtin"
     compare_servers: bool = False
     keys: bool = False
 
     @property
     def crossways(self) -> dict[str, str]:
         """Crossway target name -> the server it runs on."""
-        if self.compare_servers:
-            return {CROSSWAY: "uvicorn", f"{CROSSWAY}-granian": "granian"}
+        if self.compare_servers:  # the first server is `crossway`, the others beside it
+            return {CROSSWAY: SERVERS[0], **{f"{CROSSWAY}-{s}": s for s in SERVERS[1:]}}
         if self.keys:
             return {CROSSWAY: self.server, CROSSWAY_KEYS: self.server}
         return {CROSSWAY: self.server}
@@ -64,14 +64,14 @@ def parse_plan(doc: str | None) -> Plan:
     parser.add_argument(
         "--server",
         choices=SERVERS,
-        default="uvicorn",
-        help="passed to `crossway serve --server` (default uvicorn)",
+        default="builtin",
+        help="passed to `crossway serve --server` (default builtin)",
     )
     parser.add_argument(
         "--compare-servers",
         action="store_true",
-        help="run Crossway on uvicorn (`crossway`) and on granian (`crossway-granian`) "
-        "side by side, interleaved",
+        help="run Crossway on its own server (`crossway`), on uvicorn (`crossway-uvicorn`) "
+        "and on granian (`crossway-granian`) side by side, interleaved",
     )
     parser.add_argument(
         "--keys",
@@ -86,7 +86,7 @@ def parse_plan(doc: str | None) -> Plan:
         help="keep the work directory (server logs); kept anyway when a figure is invalid",
     )
     args = parser.parse_args()
-    if args.compare_servers and args.server != "uvicorn":
+    if args.compare_servers and args.server != "builtin":
         parser.error("--compare-servers runs both servers; leave out --server")
     if args.compare_servers and args.keys:
         parser.error("--keys and --compare-servers are separate comparisons; pick one")

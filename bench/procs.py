@@ -160,7 +160,7 @@ def crossway_config(
 def spawn_crossway(
     kids: Children, config: Path, name: str, server: str, code: Path | None = None
 ) -> Proc:
-    """`crossway serve --server SERVER` (uvicorn or granian) under the given target name;
+    """`crossway serve --server SERVER` (builtin, uvicorn or granian) under the given target name;
     with `code`, the `crossway` package of that source tree (an earlier revision) instead."""
     port = free_port()
     exe = Path(PYTHON).parent / "crossway"

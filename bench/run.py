@@ -1,7 +1,7 @@
 """Crossway's benchmark: the gateway side by side with a 30-line floor proxy and the upstream.
 
     .venv/bin/python bench/run.py [--quick] [--duration S] [--rounds R] [--requests N]
-                                  [--server uvicorn|granian] [--compare-servers] [--keys]
+                                  [--server builtin|uvicorn|granian] [--compare-servers] [--keys]
                                   [--out bench/results/latest.json] [--keep]
 
 One run starts three processes on 127.0.0.1 (the simulated upstream with zero delay, the floor
@@ -14,8 +14,8 @@ in rounds:
   * added latency one request at a time over one keep-alive connection, interleaved batches;
   * RSS of Crossway idle and under load, and the time from spawn to the first answered chat.
 
---compare-servers runs two Crossway processes side by side, `crossway` on uvicorn and
-`crossway-granian` on granian, interleaved with the floor in every round and batch.
+--compare-servers runs three Crossway processes side by side, `crossway` on its own server,
+`crossway-uvicorn` and `crossway-granian`, interleaved with the floor in every round and batch.
 --keys runs `crossway` with the master key and no ledger beside `crossway-keys` with a virtual
 key, the Redis limiter and the usage ledger in a fresh Postgres database (see keyed.py).
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from crossway import keys_cli
-from crossway.config import ConfigError, Settings, load_settings
+from crossway.config import SERVER_NAMES, ConfigError, Settings, load_settings
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -100,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    SERVERS[settings.server.server](app, settings.server.host, settings.server.port, banner)
+    SERVERS[settings.server.server](app, settings.server, banner)
     return 0
 
 
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="run the gateway"))
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--server", choices=["uvicorn", "granian"])
+    serve.add_argument("--server", choices=SERVER_NAMES)
     serve.add_argument(
         "--demo", action="store_true", help="wire every provider to the built-in simulated upstream"
     )

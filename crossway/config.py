@@ -140,17 +140,25 @@ class RoutingConfig(_Strict):
         return [m for m in found if m != model]
 
 
+SERVER_NAMES = ("builtin", "uvicorn", "granian")
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
-    server: str = "uvicorn"
+    # Crossway's own HTTP/1.1 server, or uvicorn or granian (docs/architecture.md)
+    server: str = "builtin"
+    # an idle keep-alive connection is closed after this long
+    keep_alive_timeout: float = Field(30.0, gt=0, le=3600)
+    # on SIGTERM, requests in flight get this long to finish before they are cancelled
+    shutdown_timeout: float = Field(30.0, ge=0, le=3600)
 
     @field_validator("server")
     @classmethod
     def _server(cls, value: str) -> str:
-        if value not in ("uvicorn", "granian"):
-            raise ValueError(f"must be 'uvicorn' or 'granian', got {value!r}")
+        if value not in SERVER_NAMES:
+            raise ValueError(f"must be one of {', '.join(SERVER_NAMES)}, got {value!r}")
         return value
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import openai
 import pytest
@@ -27,6 +27,7 @@ from crossway.api.auth import hash_key
 from crossway.api.services import Services
 from crossway.app import MasterKey, build_services, create_app
 from crossway.config import Settings, check_references
+from crossway.server.serve import Server
 from crossway.store.migrate import upgrade
 from crossway.testing import SimulatedUpstream
 from crossway.usage import MemoryWriter, UsageEvent
@@ -73,14 +74,55 @@ def free_port() -> int:
         return port
 
 
+class GatewayServer(Protocol):
+    """How a test starts and stops the HTTP server of a gateway."""
+
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+class UvicornServer:
+    """uvicorn in the tests' loop, for the suite that runs over every server."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            loop="asyncio",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        task = self.task = asyncio.get_running_loop().create_task(self.server.serve())
+        while not self.server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.005)
+
+    async def shutdown(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+
 @dataclass
 class RunningGateway:
     base_url: str  # ends with /v1
     services: Services
     usage: MemoryWriter
-    server: uvicorn.Server
+    server: GatewayServer
     background: BackgroundLoop
-    task: asyncio.Task[None]
     backend: str = "sqlite+memory"
 
     @property
@@ -107,12 +149,7 @@ class RunningGateway:
 
     def stop(self) -> None:
         """Shut down as SIGTERM would: lifespan shutdown flushes usage, closes pools."""
-        self.server.should_exit = True
-
-        async def wait() -> None:
-            await self.task
-
-        self.background.run(wait())
+        self.background.run(self.server.shutdown())
 
 
 def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
@@ -183,9 +220,12 @@ def upstream_settings(upstream_url: str, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def start_gateway(background: BackgroundLoop, settings_data: dict[str, Any]) -> RunningGateway:
-    """A gateway on a free port; its database (a fresh SQLite file unless the settings name
-    one) is migrated first, as `crossway serve` does."""
+def start_gateway(
+    background: BackgroundLoop, settings_data: dict[str, Any], server_name: str = "builtin"
+) -> RunningGateway:
+    """A gateway on a free port, on Crossway's own server unless told `uvicorn`; its database
+    (a fresh SQLite file unless the settings name one) is migrated first, as `crossway serve`
+    does."""
     settings_data = dict(settings_data)
     if "database_url" not in settings_data:
         folder = tempfile.mkdtemp(prefix="crossway-test-")
@@ -195,30 +235,11 @@ def start_gateway(background: BackgroundLoop, settings_data: dict[str, Any]) -> 
     check_references(settings)
     memory = MemoryWriter()
     services = build_services(settings, MasterKey(hash_key(MASTER_KEY), "test"), [memory])
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(services),
-        host="127.0.0.1",
-        port=port,
-        loop="asyncio",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-
-    async def serve() -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the gateway did not start")
-            await asyncio.sleep(0.005)
-        return task
-
-    task = background.run(serve())
-    return RunningGateway(f"http://127.0.0.1:{port}/v1", services, memory, server, background, task)
+    app = create_app(services)
+    server: GatewayServer = UvicornServer(app) if server_name == "uvicorn" else Server(app, port=0)
+    background.run(server.start())
+    url = f"http://127.0.0.1:{server.port}/v1"
+    return RunningGateway(url, services, memory, server, background)
 
 
 @pytest.fixture(scope="session")

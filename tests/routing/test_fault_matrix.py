@@ -128,7 +128,7 @@ def _serves_requests(task: asyncio.Task[Any]) -> bool:
     code = getattr(coro, "cr_code", None)
     where = code.co_filename if code is not None else ""
     name = getattr(coro, "__qualname__", "")
-    return "run_asgi" in name or any(
+    return name == "Exchange.run" or any(
         part in where for part in ("crossway/api/", "crossway/providers/", "crossway/routing/")
     )
 
@@ -141,7 +141,7 @@ class Leaks:
         self.tasks = self._tasks()
 
     def _tasks(self) -> int:
-        """Tasks that serve requests: uvicorn's per-request tasks and anything started by
+        """Tasks that serve requests: the server's per-request tasks and anything started by
         the front doors, the relay or the transports (the gateway's long-lived background
         jobs and the simulated upstream's connections are not counted)."""
 

@@ -183,6 +183,9 @@ def create_app(services: Services) -> CrosswayApp:
     async def stop_background() -> None:
         for task in background:
             task.cancel()
+        # waited for: one cancelled inside a database call must let go of its connection
+        # before the engine is disposed below, or the process cannot end
+        await asyncio.gather(*background, return_exceptions=True)
 
     async def close_transports() -> None:
         for transport in services.transports.values():

@@ -5,6 +5,7 @@ The hot path is a raw ASGI callable: no framework request objects, no middleware
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,29 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 JSON = b"application/json"
+# Crossway's own server takes header lines the app vouches for as they are (see
+# crossway/server/http1.py); other servers get them as ordinary headers
+TRUSTED_LINES = "crossway.trusted_lines"
+_HEADER_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+
+
+def head_line(name: bytes, value: bytes) -> bytes:
+    """One `name: value` line for the trusted lines of an answer, checked here since the
+    server will not: for values that come from configuration, made once and kept."""
+    if _HEADER_NAME.fullmatch(name) is None or _HEADER_VALUE.fullmatch(value) is None:
+        raise ValueError(f"not a header line HTTP can carry: {name!r}: {value!r}")
+    return name + b": " + value + b"\r\n"
+
+
+def pairs_of(lines: bytes) -> Headers:
+    """Header lines (each ending in CRLF) as ASGI's pairs."""
+    out: Headers = []
+    for line in lines.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b": ")
+            out.append((name, value))
+    return out
 
 
 class Request:
@@ -40,6 +64,7 @@ class Request:
         "send",
         "services",
         "started",
+        "trusted_lines",
         "usage_recorded",
         "wall_started",
     )
@@ -62,6 +87,7 @@ class Request:
         self._query: dict[str, str] | None = None
         # the header names that carry our request id (Anthropic's SDK reads `request-id`)
         self.id_headers: tuple[bytes, ...] = (b"x-request-id",)
+        self.trusted_lines = TRUSTED_LINES in scope.get("extensions", ())
 
     @property
     def method(self) -> str:
@@ -144,20 +170,33 @@ class Request:
         value = self.request_id.encode()
         return [(name, value) for name in self.id_headers]
 
-    async def start(self, status: int, headers: Headers) -> None:
+    async def start(self, status: int, headers: Headers, lines: bytes = b"") -> None:
+        """The answer's status and headers; `lines`: header lines made by Crossway itself
+        (each ending in CRLF, none that frames the body), which need no checking."""
         self.response_started = True
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        message: Message = {"type": "http.response.start", "status": status, "headers": headers}
+        if lines:
+            if self.trusted_lines:
+                message["trusted_lines"] = lines
+            else:
+                headers.extend(pairs_of(lines))
+        await self.send(message)
 
     async def respond(
-        self, status: int, body: bytes, headers: Headers | None = None, content_type: bytes = JSON
+        self,
+        status: int,
+        body: bytes,
+        headers: Headers | None = None,
+        content_type: bytes = JSON,
+        lines: bytes = b"",
     ) -> None:
         out = self.base_headers()
         out.append((b"content-type", content_type))
         # a known length spares the server chunked framing
-        out.append((b"content-length", str(len(body)).encode()))
+        out.append((b"content-length", b"%d" % len(body)))
         if headers:
             out.extend(headers)
-        await self.start(status, out)
+        await self.start(status, out, lines)
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(

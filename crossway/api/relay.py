@@ -12,9 +12,9 @@ from crossway.api.access import allow_route
 from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
-from crossway.api.http import JSON, Headers, Request
+from crossway.api.http import JSON, Headers, Request, head_line
 from crossway.errors import GatewayError
-from crossway.limits.base import ratelimit_header_lines
+from crossway.limits.base import ratelimit_head_lines
 from crossway.providers.http1 import Response
 from crossway.routing import Deployment, Route
 from crossway.usage import UsageEvent
@@ -33,21 +33,39 @@ def usage_event(req: Request, endpoint: str, route: Route, stream: bool) -> Usag
     )
 
 
-def response_headers(req: Request, resp: Response, dep: Deployment, attempts: int) -> Headers:
-    """Which deployment answered, after how many attempts, and the key's limits."""
-    headers = [
-        (b"x-crossway-provider", dep.provider.name.encode()),
-        (b"x-crossway-vendor", dep.provider.vendor.encode()),
-        (b"x-crossway-model", dep.model.encode()),
-        (b"x-crossway-attempts", b"%d" % attempts),
-    ]
+_identities: dict[Deployment, bytes] = {}
+
+
+def _identity(dep: Deployment) -> bytes:
+    """The x-crossway-provider, -vendor and -model lines of a deployment, made once."""
+    lines = _identities.get(dep)
+    if lines is None:
+        lines = _identities[dep] = (
+            head_line(b"x-crossway-provider", dep.provider.name.encode())
+            + head_line(b"x-crossway-vendor", dep.provider.vendor.encode())
+            + head_line(b"x-crossway-model", dep.model.encode())
+        )
+    return lines
+
+
+def response_head(
+    req: Request, resp: Response, dep: Deployment, attempts: int
+) -> tuple[Headers, bytes]:
+    """Which deployment answered, after how many attempts, and the key's limits: as headers
+    (the upstream's own request id, which is not ours to vouch for) and as header lines
+    Crossway makes itself (`Request.start`)."""
+    headers: Headers = []
     upstream_id = resp.headers.get(dep.provider.request_id_header)
     if upstream_id:
         headers.append((b"x-upstream-request-id", upstream_id.encode("latin-1")))
+    lines = _identity(dep) + _ATTEMPTS % attempts
     if req.admitted is not None:
         quota, admission = req.admitted
-        headers += ratelimit_header_lines(admission, quota)
-    return headers
+        lines += ratelimit_head_lines(admission, quota)
+    return headers, lines
+
+
+_ATTEMPTS = b"x-crossway-attempts: %d\r\n"
 
 
 async def admit(req: Request, route: Route) -> Route:
@@ -112,8 +130,8 @@ async def relay_json(
         content_type = JSON
         if not exchange.translated(dep):
             content_type = resp.headers.get("content-type", "").encode() or JSON
-        headers = response_headers(req, resp, dep, event.attempts)
-        await req.respond(resp.status, sent.body, headers, content_type=content_type)
+        headers, lines = response_head(req, resp, dep, event.attempts)
+        await req.respond(resp.status, sent.body, headers, content_type, lines)
     except GatewayError as err:
         finish(req, event, err.status, err)
         raise

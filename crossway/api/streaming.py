@@ -17,7 +17,7 @@ from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
-from crossway.api.relay import admit, client_closed, finish, response_headers, usage_event
+from crossway.api.relay import admit, client_closed, finish, response_head, usage_event
 from crossway.dialects.registry import DIALECTS
 from crossway.dialects.sse import EventCutter, last_event
 from crossway.dialects.translate import StreamTranslator
@@ -66,8 +66,8 @@ async def relay_stream(
             event.usage = billed
             headers = req.base_headers()
             headers.append((b"content-type", raw_type.encode()))
-            headers += response_headers(req, resp, dep, event.attempts)
-            await req.start(200, headers)
+            more, lines = response_head(req, resp, dep, event.attempts)
+            await req.start(200, headers + more, lines)
             error = await _pump_bytes(req, resp, dep, event)
             if error is not None:
                 status = error.status
@@ -83,8 +83,8 @@ async def relay_stream(
             (b"cache-control", b"no-cache"),
             (b"x-accel-buffering", b"no"),
         ]
-        headers += response_headers(req, resp, dep, event.attempts)
-        await req.start(200, headers)
+        more, lines = response_head(req, resp, dep, event.attempts)
+        await req.start(200, headers + more, lines)
         if translated:
             error = await _pump_translated(req, resp, dep, exchange, event)
         else:

@@ -30,40 +30,47 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # every control character but tab: none may appear in a name or a value
 _CONTROLS = bytes(range(9)) + bytes(range(10, 32)) + b"\x7f"
 _name_of = itemgetter(0)
-_valid_names: set[bytes] = set()
-_MAX_NAMES = 4096  # names learnt once; an app that makes names up cannot grow this forever
+# names already seen to be tokens, learnt once (an app that makes names up cannot grow these
+# forever): "plain" ones are lower-case and none of transfer-encoding and connection, so an
+# answer with plain names alone is framed by its content-length or nothing
+_plain_names: set[bytes] = set()
+_other_names: set[bytes] = set()
+_MAX_NAMES = 4096
+_NOT_PLAIN = (b"transfer-encoding", b"connection")
 
 
 class BadHeader(RuntimeError):
     """The app handed over a header that HTTP cannot carry."""
 
 
-class Framing:
-    """How the body of one answer is delimited, read off its headers."""
-
-    __slots__ = ("chunked", "close", "length")
-
-    def __init__(self, length: int | None, chunked: bool, close: bool) -> None:
-        self.length = length
-        self.chunked = chunked
-        self.close = close
+Framing = tuple[int | None, bool, bool]  # content-length, chunked, connection: close
 
 
-def _check_names(headers: Sequence[Sequence[bytes]]) -> None:
+def _learn_names(headers: Sequence[Sequence[bytes]]) -> bool:
+    """Check the names not seen before; whether all are plain."""
+    plain = True
     for name in map(_name_of, headers):
-        if name not in _valid_names:
+        if name in _plain_names:
+            continue
+        if name not in _other_names:
             if not isinstance(name, bytes) or _TOKEN.fullmatch(name) is None:
                 raise BadHeader(f"invalid header name {name!r}")
-            if len(_valid_names) < _MAX_NAMES:
-                _valid_names.add(name)
+            if name == name.lower() and name not in _NOT_PLAIN:
+                if len(_plain_names) < _MAX_NAMES:
+                    _plain_names.add(name)
+                    continue
+            elif len(_other_names) < _MAX_NAMES:
+                _other_names.add(name)
+        plain = False
+    return plain
 
 
-def header_block(headers: Sequence[Sequence[bytes]]) -> bytes:
+def header_block(headers: Sequence[Sequence[bytes]]) -> tuple[bytes, bool]:
     """`name: value` lines joined by CRLF (no final CRLF), after checking that they are
-    what they look like: names that are tokens, no control character in any value."""
+    what they look like: names that are tokens, no control character in any value. With
+    it, whether every name is plain (see `framing`)."""
     try:
-        if not _valid_names.issuperset(map(_name_of, headers)):
-            _check_names(headers)
+        plain = _plain_names.issuperset(map(_name_of, headers)) or _learn_names(headers)
         block = b"\r\n".join(map(b": ".join, headers))
     except TypeError:
         raise BadHeader("header names and values must be bytes") from None
@@ -71,32 +78,47 @@ def header_block(headers: Sequence[Sequence[bytes]]) -> bytes:
     inserted = 2 * (len(headers) - 1) if headers else 0
     if len(block) - len(block.translate(None, _CONTROLS)) != inserted:
         raise BadHeader("a header value holds a control character (CR, LF, NUL, ...)")
-    return block
+    return block, plain
 
 
-def framing(block: bytes) -> Framing:
-    """content-length, transfer-encoding: chunked and connection: close, if the app set them
-    (ASGI names are lower-case; the search is not, since some apps are not)."""
-    low = b"\r\n" + block.lower()
-    length: int | None = None
-    at = low.find(b"\r\ncontent-length:")
+_NO_FRAMING: Framing = (None, False, False)
+
+
+def _value(block: bytes, line_start: bytes) -> bytes | None:
+    """The value of the first header whose line starts with `line_start` (a lower-case name
+    and its colon, after a LF)."""
+    at = block.find(line_start)
     if at >= 0:
-        end = low.find(b"\r\n", at + 2)
-        value = low[at + 17 : end if end >= 0 else len(low)].strip()
-        if not value.isdigit():
-            raise BadHeader(f"invalid content-length {value!r}")
-        length = int(value)
-    chunked = False
-    at = low.find(b"\r\ntransfer-encoding:")
-    if at >= 0:
-        end = low.find(b"\r\n", at + 2)
-        chunked = b"chunked" in low[at : end if end >= 0 else len(low)]
-    close = False
-    at = low.find(b"\r\nconnection:")
-    if at >= 0:
-        end = low.find(b"\r\n", at + 2)
-        close = b"close" in low[at : end if end >= 0 else len(low)]
-    return Framing(length, chunked, close)
+        at += len(line_start)
+    elif block.startswith(line_start[1:]):
+        at = len(line_start) - 1
+    else:
+        return None
+    end = block.find(b"\r", at)
+    return (block[at:end] if end >= 0 else block[at:]).strip()
+
+
+def framing(block: bytes, plain: bool) -> Framing:
+    """content-length, transfer-encoding: chunked and connection: close, if the app set
+    them. With plain names (`header_block`) only content-length can be there; otherwise
+    names are searched without regard to case, since some apps do not lower-case them."""
+    if plain:
+        value = _value(block, b"\ncontent-length:")
+        if value is None:
+            return _NO_FRAMING
+        chunked = close = False
+    else:
+        block = block.lower()
+        value = _value(block, b"\ncontent-length:")
+        coding = _value(block, b"\ntransfer-encoding:")
+        chunked = coding is not None and b"chunked" in coding
+        connection = _value(block, b"\nconnection:")
+        close = connection is not None and b"close" in connection
+    if value is None:
+        return (None, chunked, close)
+    if not value.isdigit():
+        raise BadHeader(f"invalid content-length {value!r}")
+    return (int(value), chunked, close)
 
 
 class DateLine:

@@ -9,6 +9,7 @@ task of its own calling the ASGI app. What it does for the app, and how:
 - answers framed by the app's `content-length`, else chunked (HTTP/1.1) or ended by closing
   (HTTP/1.0); no body for HEAD, 1xx, 204 and 304;
 - the head of an answer written together with its first body part, in one write;
+- header lines the app vouches for (`trusted_lines`, an extension) written unchecked;
 - `http.disconnect` from `receive()` once the client has gone or the answer is complete;
 - back-pressure: `send()` waits while the transport's buffer is over its high-water mark;
 - 400 for a request httptools cannot parse, 431 for a head over `MAX_HEAD_BYTES`, 500 for
@@ -41,6 +42,11 @@ App = Callable[
 BODY_HIGH_WATER = 256 * 1024  # request body held before reading from the socket pauses
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+# An ASGI extension of this server: `http.response.start` may carry `trusted_lines`, header
+# lines (bytes, each ending in CRLF) the app made itself and vouches for, written as they are:
+# no check, so they cost nothing per header. They must not frame the body (no content-length,
+# transfer-encoding or connection). Other servers do not offer it; apps then send headers.
+_EXTENSIONS: dict[str, dict[str, Any]] = {"crossway.trusted_lines": {}}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_BODY_STATUS = frozenset((204, 304))
 
@@ -204,6 +210,7 @@ class Connection(asyncio.Protocol):
             "raw_path": raw_path,
             "query_string": url.query or b"",
             "headers": self.headers,
+            "extensions": _EXTENSIONS,
         }
         # an Upgrade (websocket, h2c) is not spoken here: the request is answered as HTTP/1.1,
         # and the connection closed after it, since httptools stops at an upgrade
@@ -469,17 +476,19 @@ class Exchange:
         line = STATUS_LINES.get(status) if isinstance(status, int) else None
         if line is None:
             raise BadHeader(f"invalid HTTP status {status!r}")
-        block = header_block(headers)
+        block, plain = header_block(headers)
         parts = [line, self.conn.state.date.line]
         if block:
             parts.append(block)
             parts.append(b"\r\n")
-            frame = framing(block)
-            if frame.close:
+            length, app_chunked, app_close = framing(block, plain)
+            if app_close:
                 self.keep_alive = False
-            length, app_chunked, app_close = frame.length, frame.chunked, frame.close
         else:
             length, app_chunked, app_close = None, False, False
+        trusted = message.get("trusted_lines")
+        if trusted:
+            parts.append(trusted)
         self.no_body = self.head_request or status in _NO_BODY_STATUS or status < 200
         if length is not None:
             self.remaining = length

@@ -18,8 +18,11 @@ VALUE = st.binary(max_size=40).filter(lambda v: not any((b < 32 and b != 9) or b
 
 def test_a_block_is_the_lines_joined() -> None:
     headers = [(b"content-type", b"application/json"), (b"x-request-id", b"req_1")]
-    assert header_block(headers) == b"content-type: application/json\r\nx-request-id: req_1"
-    assert header_block([]) == b""
+    block = b"content-type: application/json\r\nx-request-id: req_1"
+    assert header_block(headers) == (block, True)
+    assert header_block([]) == (b"", True)
+    assert header_block([(b"Content-Type", b"x")]) == (b"Content-Type: x", False)
+    assert header_block([(b"connection", b"close")]) == (b"connection: close", False)
 
 
 @pytest.mark.parametrize(
@@ -42,12 +45,12 @@ def test_values_that_are_not_bytes_are_refused() -> None:
 
 
 def test_tab_and_high_bytes_are_allowed_in_values() -> None:
-    assert header_block([(b"x-v", b"a\tb\xe9")]) == b"x-v: a\tb\xe9"
+    assert header_block([(b"x-v", b"a\tb\xe9")])[0] == b"x-v: a\tb\xe9"
 
 
 @given(st.lists(st.tuples(TOKEN, VALUE), max_size=12))
 def test_any_valid_headers_give_exactly_their_lines(headers: list[tuple[bytes, bytes]]) -> None:
-    block = header_block(headers)
+    block, _ = header_block(headers)
     lines = block.split(b"\r\n") if headers else []
     assert lines == [name + b": " + value for name, value in headers]
 
@@ -68,18 +71,30 @@ def test_any_control_character_anywhere_in_a_value_is_refused(
         header_block(headers)
 
 
-def test_framing_is_read_whatever_the_case() -> None:
-    frame = framing(b"x-a: 1\r\nContent-Length: 12\r\nConnection: Close")
-    assert (frame.length, frame.chunked, frame.close) == (12, False, True)
-    frame = framing(b"transfer-encoding: chunked")
-    assert (frame.length, frame.chunked, frame.close) == (None, True, False)
-    frame = framing(b"x-content-length: 5\r\nx-connection: close")
-    assert (frame.length, frame.chunked, frame.close) == (None, False, False)
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (
+            [(b"x-a", b"1"), (b"Content-Length", b"12"), (b"Connection", b"Close")],
+            (12, False, True),
+        ),
+        ([(b"transfer-encoding", b"chunked")], (None, True, False)),
+        ([(b"x-content-length", b"5"), (b"x-connection", b"close")], (None, False, False)),
+        ([(b"content-length", b"7"), (b"x-b", b"content-length: 9")], (7, False, False)),
+        ([(b"x-b", b"2"), (b"content-length", b" 30 ")], (30, False, False)),
+        ([(b"x-b", b"2")], (None, False, False)),
+    ],
+)
+def test_framing_is_read_whatever_the_case(
+    headers: list[tuple[bytes, bytes]], expected: tuple[int | None, bool, bool]
+) -> None:
+    assert framing(*header_block(headers)) == expected
 
 
-def test_a_content_length_that_is_not_a_number_is_refused() -> None:
+@pytest.mark.parametrize("value", [b"-1", b"1e3", b"", b"12 13"])
+def test_a_content_length_that_is_not_a_number_is_refused(value: bytes) -> None:
     with pytest.raises(BadHeader):
-        framing(b"content-length: -1")
+        framing(*header_block([(b"content-length", value)]))
 
 
 def test_status_lines() -> None:

@@ -55,6 +55,34 @@ def test_a_chat_with_its_headers(on_server: RunningGateway) -> None:
     assert (raw.parse().choices[0].message.content or "").startswith("[simulated]")
 
 
+def test_a_limited_keys_headers_and_its_429(on_server: RunningGateway) -> None:
+    made = httpx.post(
+        on_server.root + "/admin/keys",
+        json={"name": f"limited-{time.time_ns()}", "limits": {"rpm": 2, "tpm": 100_000}},
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+    )
+    assert made.status_code == 201, made.text
+    client = openai.OpenAI(base_url=on_server.base_url, api_key=made.json()["key"], max_retries=0)
+    seen = []
+    for _ in range(2):
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=USER,  # type: ignore[arg-type]
+        )
+        headers = raw.http_response.headers
+        seen.append(headers["x-ratelimit-remaining-requests"])
+        assert headers["x-ratelimit-limit-requests"] == "2"
+        assert headers["x-ratelimit-limit-tokens"] == "100000"
+        assert headers["x-ratelimit-reset-requests"].endswith("s")
+        assert headers["x-crossway-model"] == "gpt-4o-mini"
+        assert headers["x-crossway-attempts"] == "1"
+    assert seen == ["1", "0"]
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    assert int(caught.value.response.headers["retry-after"]) > 0
+    assert caught.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+
+
 def test_a_translated_stream(on_server: RunningGateway) -> None:
     claude = anthropic.Anthropic(base_url=on_server.root, api_key=MASTER_KEY, max_retries=0)
     with claude.messages.stream(model="gpt-4o-mini", max_tokens=50, messages=USER) as stream:  # type: ignore[arg-type]

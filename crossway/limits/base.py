@@ -20,6 +20,10 @@ WINDOW_MS = 60_000
 LEASE_MS = 15 * 60_000  # a request holding a concurrency slot longer than this lets it go
 
 
+_REQUESTS_LEFT = b"x-ratelimit-remaining-requests: %d\r\nx-ratelimit-reset-requests: %b\r\n"
+_TOKENS_LEFT = b"x-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %b\r\n"
+
+
 @dataclass(frozen=True, slots=True)
 class Quota:
     rpm: int | None = None
@@ -30,11 +34,17 @@ class Quota:
     budget_total: float | None = None
     # the x-ratelimit-limit-* header lines, made once: every limited answer sends them
     limit_lines: tuple[bytes | None, bytes | None] = field(init=False, compare=False, repr=False)
+    # with both limits, all six lines with the limits filled in, the rest left to fill
+    six_lines: bytes | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         requests = None if self.rpm is None else b"x-ratelimit-limit-requests: %d\r\n" % self.rpm
         tokens = None if self.tpm is None else b"x-ratelimit-limit-tokens: %d\r\n" % self.tpm
         object.__setattr__(self, "limit_lines", (requests, tokens))
+        six = None
+        if requests is not None and tokens is not None:
+            six = requests + _REQUESTS_LEFT + tokens + _TOKENS_LEFT
+        object.__setattr__(self, "six_lines", six)
 
     @property
     def unlimited(self) -> bool:
@@ -198,14 +208,18 @@ def duration(ms: int) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
-_REQUESTS_LEFT = b"x-ratelimit-remaining-requests: %d\r\nx-ratelimit-reset-requests: %b\r\n"
-_TOKENS_LEFT = b"x-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %b\r\n"
-
-
 def ratelimit_head_lines(a: Admission, quota: Quota) -> bytes:
     """`ratelimit_headers` of an admitted request as the header lines an answer sends
     (each ending in CRLF), made with as little work as can be: this runs on every request
     of a limited key. Numbers and fixed names only: safe to write as they are."""
+    six = quota.six_lines
+    if six is not None and a.requests_remaining is not None and a.tokens_remaining is not None:
+        return six % (
+            max(a.requests_remaining, 0),
+            _duration_bytes(a.requests_reset_ms),
+            max(a.tokens_remaining, 0),
+            _duration_bytes(a.tokens_reset_ms),
+        )
     requests, tokens = quota.limit_lines
     out = b""
     if requests is not None:

@@ -130,7 +130,7 @@ class KeysRun:
         CONNECTIONS requests it cuts at the end of each of its runs, so rows may exceed the
         answered count by that much, never fall short of it."""
         proc.stop()
-        code = proc.popen.returncode  # uvicorn re-raises SIGTERM after a clean stop: -15
+        code = proc.popen.returncode  # 0; uvicorn re-raises SIGTERM after a clean stop: -15
         stopped = _STOPPED.findall(proc.log_tail(5))
         total = int(psql("SELECT count(*) FROM usage", self.database))
         by_status: dict[str, int] = {}

@@ -137,6 +137,8 @@ async def relay_json(
         raise
     except asyncio.CancelledError:
         if not watch.client_left():
+            # the server stopping cut it short: on the record all the same
+            finish(req, event, 503, cut_short())
             raise
         finish(req, event, 499, client_closed())
         return
@@ -149,3 +151,8 @@ async def relay_json(
 
 def client_closed() -> GatewayError:
     return GatewayError("the client closed the connection", kind="client_closed")
+
+
+def cut_short() -> GatewayError:
+    """A request cancelled by a stopping gateway (its shutdown timeout passed)."""
+    return GatewayError("the gateway stopped before the answer was complete", kind="cut_short")

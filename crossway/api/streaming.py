@@ -17,7 +17,14 @@ from crossway.api.attempts import send_upstream
 from crossway.api.disconnect import ClientWatch
 from crossway.api.exchange import Exchange
 from crossway.api.http import Request
-from crossway.api.relay import admit, client_closed, finish, response_head, usage_event
+from crossway.api.relay import (
+    admit,
+    client_closed,
+    cut_short,
+    finish,
+    response_head,
+    usage_event,
+)
 from crossway.dialects.registry import DIALECTS
 from crossway.dialects.sse import EventCutter, last_event
 from crossway.dialects.translate import StreamTranslator
@@ -99,6 +106,7 @@ async def relay_stream(
         raise
     except asyncio.CancelledError:
         if not watch.client_left():
+            status, error = 503, cut_short()  # the server stopping cut it short
             raise
         status, error = 499, client_closed()
     finally:

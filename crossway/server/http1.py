@@ -538,7 +538,9 @@ class Exchange:
                 self.head = None  # nothing of the answer went out yet: it can still be a 500
                 self.started = False
             if not self.started and not self.disconnected:
-                self._fail()
+                # cancelled by a stop that could wait no longer: 503, worth retrying elsewhere
+                stopped = isinstance(exc, asyncio.CancelledError) and conn.state.shutting_down
+                self._fail(503 if stopped else 500)
             else:
                 conn.close()
         else:
@@ -557,7 +559,12 @@ class Exchange:
                 if conn.transport is not None and not conn.transport.is_closing():
                     conn.close()  # an exchange that ended without completing its answer
 
-    def _fail(self) -> None:
+    def _fail(self, status: int = 500) -> None:
         self.started = self.done = True
-        self.conn.write(_refusal(500, "Internal Server Error"))
+        text = (
+            "Service Unavailable: the server is stopping"
+            if status == 503
+            else "Internal Server Error"
+        )
+        self.conn.write(_refusal(status, text))
         self.conn.close()

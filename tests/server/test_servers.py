@@ -27,6 +27,7 @@ from conftest import (
 )
 from test_cli import serve, wait_for_line
 
+from crossway.server.serve import Server
 from crossway.testing import SimulatedUpstream
 
 USER = [{"role": "user", "content": "hi"}]
@@ -188,3 +189,50 @@ def serve_argv() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "crossway", "serve"]
+
+
+def test_requests_cut_short_by_a_stop_are_still_recorded(
+    background: BackgroundLoop, upstream: SimulatedUpstream
+) -> None:
+    """A stop waits `shutdown_timeout` for requests in flight, then cancels them: a caller
+    gets a 503, and each still gets its usage event (503, cut_short) before the recorder's
+    final write."""
+    import threading
+
+    gw = start_gateway(background, upstream_settings(upstream.base_url))
+    assert isinstance(gw.server, Server)
+    gw.server.shutdown_timeout = 0.3
+    headers = {"authorization": f"Bearer {MASTER_KEY}"}
+    outcomes: list[str] = []
+
+    def call(stream: bool) -> None:
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": USER,
+            "stream": stream,
+            "simulate": {"latency_ms": 5000},
+        }
+        try:
+            resp = httpx.post(
+                gw.base_url + "/chat/completions", json=body, headers=headers, timeout=10
+            )
+            outcomes.append(str(resp.status_code))
+        except httpx.HTTPError as exc:
+            outcomes.append(type(exc).__name__)
+
+    callers = [threading.Thread(target=call, args=(stream,)) for stream in (False, True)]
+    for caller in callers:
+        caller.start()
+    deadline = time.monotonic() + 5
+    while upstream.active < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert upstream.active == 2
+    started = time.monotonic()
+    gw.stop()
+    assert time.monotonic() - started < 5  # not the upstream's 5 s
+    for caller in callers:
+        caller.join(10)
+    assert outcomes == ["503", "503"]  # neither was answered: both may be retried
+    cut = [e for e in gw.usage.events if e.error_type == "cut_short"]
+    assert sorted(e.stream for e in cut) == [False, True]
+    assert {e.status for e in cut} == {503}

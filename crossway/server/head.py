@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 from operator import itemgetter
@@ -136,8 +136,3 @@ class DateLine:
         if now != self._second:
             self._second = now
             self.line = b"date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
-
-
-def simple_head(status: int, lines: Iterable[bytes]) -> bytes:
-    """A head the server writes itself (400, 431, 500, 100 Continue): fixed, trusted lines."""
-    return STATUS_LINES[status] + b"".join(lines) + b"\r\n"

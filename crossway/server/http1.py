@@ -219,9 +219,7 @@ class Connection(asyncio.Protocol):
             and not parser.should_upgrade()
             and not self.state.shutting_down
         )
-        exchange = Exchange(self, scope, keep_alive, self.expect_continue)
-        exchange.http10 = version == "1.0"
-        exchange.head_request = method == "HEAD"
+        exchange = Exchange(self, scope, keep_alive, self.expect_continue, version == "1.0")
         self.parsing = exchange
         if self.active is None:
             self.start(exchange)
@@ -345,14 +343,19 @@ class Exchange:
     )
 
     def __init__(
-        self, conn: Connection, scope: Message, keep_alive: bool, expect_continue: bool
+        self,
+        conn: Connection,
+        scope: Message,
+        keep_alive: bool,
+        expect_continue: bool,
+        http10: bool,
     ) -> None:
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
-        self.http10 = False
-        self.head_request = False
+        self.http10 = http10
+        self.head_request = scope["method"] == "HEAD"
         # the request body
         self.body: list[bytes] = []
         self.buffered = 0
@@ -554,10 +557,8 @@ class Exchange:
                     self._flush_head()
                 conn.close()
         finally:
-            if conn.active is self:
+            if conn.active is self:  # it ended without completing its answer (closed above)
                 conn.active = None
-                if conn.transport is not None and not conn.transport.is_closing():
-                    conn.close()  # an exchange that ended without completing its answer
 
     def _fail(self, status: int = 500) -> None:
         self.started = self.done = True

@@ -45,10 +45,6 @@ class Server:
         self._stopped: asyncio.Future[None] | None = None
         self._hurry = asyncio.Event()
 
-    @property
-    def connections(self) -> int:
-        return len(self._state.connections) if self._state is not None else 0
-
     async def start(self) -> None:
         """The app's start-up, then listening (`port` 0 picks a free port, then says which).
         Raises `StartupFailed`, or `OSError` if the address cannot be had."""

@@ -18,7 +18,7 @@ import signal
 import subprocess
 from typing import Any
 
-from common import CONNECTIONS, CROSSWAY, CROSSWAY_KEYS, SCENARIOS, say
+from common import CONNECTIONS, CROSSWAY, CROSSWAY_KEYS, say
 from procs import Proc, post_once
 
 from crossway.limits.resp import RespClient
@@ -124,11 +124,11 @@ class KeysRun:
         say(f"{CROSSWAY_KEYS}: first answer with the key carries {limits}")
         return None
 
-    def ledger(self, proc: Proc, answered: int, rounds: int) -> dict[str, Any]:
+    def ledger(self, proc: Proc, answered: int, wrk_runs: int) -> dict[str, Any]:
         """Stop crossway-keys (SIGTERM: it writes its pending usage), then count the ledger:
         rows of the key against the requests answered with it. wrk does not count the up to
-        CONNECTIONS requests it cuts at the end of each of its runs, so rows may exceed the
-        answered count by that much, never fall short of it."""
+        CONNECTIONS requests it cuts at the end of each of its `wrk_runs` runs, so rows may
+        exceed the answered count by that much, never fall short of it."""
         proc.stop()
         code = proc.popen.returncode  # 0; uvicorn re-raises SIGTERM after a clean stop: -15
         stopped = _STOPPED.findall(proc.log_tail(5))
@@ -144,7 +144,7 @@ class KeysRun:
                 status, _, n = line.partition("|")
                 by_status[status] = int(n)
         rows_key = sum(by_status.values())
-        cut_allowance = CONNECTIONS * len(SCENARIOS) * (rounds + 1)  # wrk runs incl. warm-up
+        cut_allowance = CONNECTIONS * wrk_runs
         return {
             "database": self.database,
             "exit_code_after_sigterm": code,
@@ -161,7 +161,7 @@ class KeysRun:
         }
 
     def finish(
-        self, proc: Proc | None, count: bool, answered: int, rounds: int, warn: list[str]
+        self, proc: Proc | None, count: bool, answered: int, wrk_runs: int, warn: list[str]
     ) -> dict[str, Any]:
         """At the end of the run: crossway-keys (proc) stopped, the ledger counted when asked
         and the key exists (`crossway_keys_ledger`, for the results), then the database
@@ -169,7 +169,7 @@ class KeysRun:
         out: dict[str, Any] = {"crossway_keys_key_spec": self.key_spec}
         try:
             if proc is not None and count and self.key_id is not None:
-                ledger = self.ledger(proc, answered, rounds)
+                ledger = self.ledger(proc, answered, wrk_runs)
                 out["crossway_keys_ledger"] = ledger
                 warn += ledger_warnings(ledger)
                 say(

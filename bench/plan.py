@@ -33,6 +33,8 @@ class Plan:
     server: str = "builtin"
     compare_servers: bool = False
     keys: bool = False
+    pairs: int = 0  # --keys: pairs of short runs per scenario (paired.py)
+    pair_seconds: int = 2
 
     @property
     def crossways(self) -> dict[str, str]:
@@ -79,6 +81,15 @@ def parse_plan(doc: str | None) -> Plan:
         help="add `crossway-keys` (a virtual key, Redis limiter, usage ledger in a fresh "
         "Postgres database) beside `crossway` (master key, no ledger), interleaved",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        help="--keys: pairs of short back-to-back runs of crossway and crossway-keys per "
+        "scenario, after the rounds (default 12, quick 3)",
+    )
+    parser.add_argument(
+        "--pair-seconds", type=int, default=2, help="seconds per run of a pair (default 2)"
+    )
     parser.add_argument("--out", default=str(BENCH / "results" / "latest.json"))
     parser.add_argument(
         "--keep",
@@ -106,4 +117,6 @@ def parse_plan(doc: str | None) -> Plan:
         server=args.server,
         compare_servers=args.compare_servers,
         keys=args.keys,
+        pairs=(args.pairs if args.pairs is not None else 3 if quick else 12) if args.keys else 0,
+        pair_seconds=args.pair_seconds,
     )

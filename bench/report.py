@@ -249,6 +249,32 @@ def _keys_cpu(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _keys_pairs(pairs: dict[str, Any]) -> list[str]:
+    """--keys pairs (paired.py): short runs of the two gateways back to back, many times."""
+    if not pairs:
+        return []
+    first = next(iter(pairs.values()))
+    lines = [
+        "",
+        f"In {first['pairs']} pairs per scenario (the two gateways back to back, the order "
+        "swapped every pair), less exposed to the machine's drift than three rounds:",
+        "",
+        f"| scenario | median of the pairs' ratios (target >= {KEYS_RPS_TARGET}) | quartiles "
+        "| ratio of the summed requests | CPU us per request: crossway / crossway-keys |",
+        "|---|---|---|---:|---|",
+    ]
+    for scenario, got in pairs.items():
+        low, high = got["quartiles"]
+        cpu = got["cpu_us_per_request_median"]
+        cpus = " / ".join("-" if cpu[t] is None else f"{cpu[t]:.0f}" for t in cpu)
+        lines.append(
+            f"| {scenario} | {got['median_ratio']:.3f} "
+            f"{_mark(got['median_ratio'] >= KEYS_RPS_TARGET)} | {low:.3f} - {high:.3f} | "
+            f"{got['ratio_of_sums']:.3f} | {cpus} |"
+        )
+    return lines
+
+
 def _keys(res: dict[str, Any]) -> list[str]:
     """--keys: crossway-keys against crossway (throughput ratio, added latency) and whether
     the Postgres ledger kept up."""
@@ -272,6 +298,7 @@ def _keys(res: dict[str, Any]) -> list[str]:
             f"{per[CROSSWAY_KEYS]['rps_median']:.0f} | {per[name]:.3f} "
             f"{_mark(per[name] >= KEYS_RPS_TARGET)} | {paired} | {by_round} |"
         )
+    lines += _keys_pairs(res.get("keys_pairs", {}))
     lines += _keys_cpu(res.get("throughput_runs", []))
     spec = res.get("crossway_keys_key_spec")
     first = res.get("keys_first_answer")

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--duration S] [--rounds R] [--requests N]
                                   [--server builtin|uvicorn|granian] [--compare-servers] [--keys]
+                                  [--pairs N] [--pair-seconds S]
                                   [--out bench/results/latest.json] [--keep]
 
 One run starts three processes on 127.0.0.1 (the simulated upstream with zero delay, the floor
@@ -17,7 +18,8 @@ in rounds:
 --compare-servers runs three Crossway processes side by side, `crossway` on its own server,
 `crossway-uvicorn` and `crossway-granian`, interleaved with the floor in every round and batch.
 --keys runs `crossway` with the master key and no ledger beside `crossway-keys` with a virtual
-key, the Redis limiter and the usage ledger in a fresh Postgres database (see keyed.py).
+key, the Redis limiter and the usage ledger in a fresh Postgres database (see keyed.py),
+then the two in many short back-to-back pairs per scenario (paired.py).
 
 It prints a markdown summary and writes JSON. Every child process is killed at the end.
 See bench/README.md for how to read the figures.
@@ -25,7 +27,8 @@ See bench/README.md for how to read the figures.
 This file is the entry point and the order of the steps; the steps live beside it:
 plan.py (options), procs.py (servers, CPU, RSS), load.py (wrk), sequential.py (one at a
 time), payloads.py (bodies, answer checks), logs.py (usage log), keyed.py (--keys: database,
-key, ledger count), machine.py, report.py (the table) and common.py (constants).
+key, ledger count), paired.py (--keys pairs), machine.py, report.py (the table) and
+common.py (constants).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from keyed import KeysRun  # noqa: E402
 from load import ensure_wrk, run_wrk, summarise, write_scripts  # noqa: E402
 from logs import tracebacks, usage_log_summary, usage_warnings  # noqa: E402
 from machine import busy_before_start, machine_info  # noqa: E402
+from paired import paired  # noqa: E402
 from payloads import bodies, check_answer  # noqa: E402
 from plan import Plan, parse_plan  # noqa: E402
 from procs import (  # noqa: E402
@@ -268,6 +272,8 @@ def run(plan: Plan) -> dict[str, Any]:
             "server": plan.server,
             "compare_servers": plan.compare_servers,
             "keys": plan.keys,
+            "keys_pairs": plan.pairs,
+            "keys_pair_seconds": plan.pair_seconds,
             "crossway_servers": plan.crossways,
             "targets": plan.targets,
         },
@@ -308,6 +314,11 @@ def run(plan: Plan) -> dict[str, Any]:
         res["answer_checks"] = check_answers(ports, payloads, tokens, sent, warn)
         with RssSampler(pids) as sampler:
             runs = throughput(plan, wrk, luas, ports, pids, sent, warn)
+            if plan.pairs:
+                say(f"pairs: {plan.pairs} per scenario, {plan.pair_seconds} s per run")
+                res["keys_pairs"] = paired(
+                    plan.pairs, plan.pair_seconds, wrk, luas, ports, pids, sent, warn
+                )
             seq = one_at_a_time(plan, ports, payloads, tokens, sent, warn)
         end = {name: proc_status(pid) for name, pid in pids.items()}
         res["rss_mb"] = {
@@ -330,7 +341,8 @@ def run(plan: Plan) -> dict[str, Any]:
             keyed_proc = servers.crossways[CROSSWAY_KEYS] if servers else None
             # every request crossway-keys answered but the start-up poll was made with the key
             answered = sent[CROSSWAY_KEYS] - 1
-            res.update(keys.finish(keyed_proc, "throughput" in res, answered, plan.rounds, warn))
+            wrk_runs = len(SCENARIOS) * (plan.rounds + 1 + plan.pairs)  # with the warm-up
+            res.update(keys.finish(keyed_proc, "throughput" in res, answered, wrk_runs, warn))
         kids.stop_all()
     if "throughput" in res and servers is not None:
         for name, proc in servers.crossways.items():

@@ -13,6 +13,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,26 @@ def write_scripts(
         luas[name] = workdir / f"{tag}{name}.lua"
         luas[name].write_text(LUA % {"key": token, "body": body_file})
     return luas
+
+
+@dataclass
+class Load:
+    """What every wrk run of a bench needs: wrk, each target's script per scenario and
+    port, the processes whose CPU is read, and the running counts and warnings."""
+
+    wrk: str
+    luas: dict[str, dict[str, Path]]  # target -> scenario -> script (its own Bearer token)
+    ports: dict[str, int]
+    pids: dict[str, int]
+    sent: dict[str, int]  # requests each Crossway answered to clients
+    warn: list[str]
+
+    def run(self, target: str, scenario: str, seconds: int) -> dict[str, Any]:
+        """One wrk run against a target, counted in `sent`."""
+        r = run_wrk(self.wrk, self.luas[target][scenario], self.ports[target], seconds, self.pids)
+        if target in self.sent:
+            self.sent[target] += r["requests"]
+        return r
 
 
 def run_wrk(

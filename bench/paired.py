@@ -11,11 +11,10 @@ ratio of the requests summed over all pairs (both gateways had the same seconds)
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from typing import Any
 
 from common import CROSSWAY, CROSSWAY_KEYS, SCENARIOS, say
-from load import run_wrk
+from load import Load
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:
@@ -49,16 +48,7 @@ def summarise_pairs(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def paired(
-    count: int,
-    seconds: int,
-    wrk: str,
-    luas: dict[str, dict[str, Path]],
-    ports: dict[str, int],
-    pids: dict[str, int],
-    sent: dict[str, int],
-    warn: list[str],
-) -> dict[str, Any]:
+def paired(count: int, seconds: int, load: Load) -> dict[str, Any]:
     """Scenario -> `count` pairs of `seconds`-long wrk runs and their summary."""
     out: dict[str, Any] = {}
     for scenario in SCENARIOS:
@@ -67,10 +57,11 @@ def paired(
             order = (CROSSWAY, CROSSWAY_KEYS) if i % 2 == 0 else (CROSSWAY_KEYS, CROSSWAY)
             pair: dict[str, Any] = {"first": order[0]}
             for target in order:
-                r = run_wrk(wrk, luas[target][scenario], ports[target], seconds, pids)
-                sent[target] += r["requests"]
+                r = load.run(target, scenario, seconds)
                 if not r["valid"]:
-                    warn.append(f"INVALID: pair {i + 1} {scenario} {target}: errors {r['errors']}")
+                    load.warn.append(
+                        f"INVALID: pair {i + 1} {scenario} {target}: errors {r['errors']}"
+                    )
                 pair[target] = {
                     "requests": r["requests"],
                     "rps": r["rps"],

@@ -61,7 +61,7 @@ from common import (  # noqa: E402
     say,
 )
 from keyed import KeysRun  # noqa: E402
-from load import ensure_wrk, run_wrk, summarise, write_scripts  # noqa: E402
+from load import Load, ensure_wrk, summarise, write_scripts  # noqa: E402
 from logs import tracebacks, usage_log_summary, usage_warnings  # noqa: E402
 from machine import busy_before_start, machine_info  # noqa: E402
 from paired import paired  # noqa: E402
@@ -168,33 +168,20 @@ def check_answers(
     return checks
 
 
-def throughput(
-    plan: Plan,
-    wrk: str,
-    luas: dict[str, dict[str, Path]],
-    ports: dict[str, int],
-    pids: dict[str, int],
-    sent: dict[str, int],
-    warn: list[str],
-) -> list[dict[str, Any]]:
+def throughput(plan: Plan, load: Load) -> list[dict[str, Any]]:
     """Warm-up, then `plan.rounds` rounds: per scenario the upstream first, then the proxies
-    in an order reversed every round (A B, B A, ...) so drift hits all of them. luas:
-    target -> scenario -> its wrk script (each target with its own Bearer token)."""
+    in an order reversed every round (A B, B A, ...) so drift hits all of them."""
     runs: list[dict[str, Any]] = []
     width = max(len(t) for t in plan.targets)
     say(f"warm-up: {plan.warmup_s} s per target and scenario")
     for scenario in SCENARIOS:
         for target in plan.targets:
-            w = run_wrk(wrk, luas[target][scenario], ports[target], plan.warmup_s, pids)
-            if target in sent:
-                sent[target] += w["requests"]
+            load.run(target, scenario, plan.warmup_s)
     proxies = [FLOOR, *plan.crossways]
     for rnd in range(plan.rounds):
         for scenario in SCENARIOS:
             for target in [DIRECT, *(proxies if rnd % 2 == 0 else proxies[::-1])]:
-                r = run_wrk(wrk, luas[target][scenario], ports[target], plan.duration, pids)
-                if target in sent:
-                    sent[target] += r["requests"]
+                r = load.run(target, scenario, plan.duration)
                 r.update(round=rnd + 1, scenario=scenario, target=target)
                 runs.append(r)
                 say(
@@ -204,11 +191,11 @@ def throughput(
                     + ("" if r["valid"] else f"  INVALID {r['errors']}")
                 )
                 if not r["valid"]:
-                    warn.append(
+                    load.warn.append(
                         f"INVALID: {scenario} {target} round {rnd + 1}: errors {r['errors']}"
                     )
                 if r["cpu_percent"]["machine_steal"] >= 10:
-                    warn.append(
+                    load.warn.append(
                         f"CPU STEAL {r['cpu_percent']['machine_steal']}% during "
                         f"{scenario} {target} round {rnd + 1}: the host took CPU from "
                         "this VM; that round is less reliable (see the per-round ratios)"
@@ -313,12 +300,11 @@ def run(plan: Plan) -> dict[str, Any]:
         ports = servers.ports()
         res["answer_checks"] = check_answers(ports, payloads, tokens, sent, warn)
         with RssSampler(pids) as sampler:
-            runs = throughput(plan, wrk, luas, ports, pids, sent, warn)
+            load = Load(wrk, luas, ports, pids, sent, warn)
+            runs = throughput(plan, load)
             if plan.pairs:
                 say(f"pairs: {plan.pairs} per scenario, {plan.pair_seconds} s per run")
-                res["keys_pairs"] = paired(
-                    plan.pairs, plan.pair_seconds, wrk, luas, ports, pids, sent, warn
-                )
+                res["keys_pairs"] = paired(plan.pairs, plan.pair_seconds, load)
             seq = one_at_a_time(plan, ports, payloads, tokens, sent, warn)
         end = {name: proc_status(pid) for name, pid in pids.items()}
         res["rss_mb"] = {

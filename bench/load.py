@@ -13,7 +13,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +87,14 @@ class Load:
     pids: dict[str, int]
     sent: dict[str, int]  # requests each Crossway answered to clients
     warn: list[str]
+    runs: dict[str, int] = field(default_factory=dict)  # wrk runs per target, so far
 
     def run(self, target: str, scenario: str, seconds: int) -> dict[str, Any]:
-        """One wrk run against a target, counted in `sent`."""
+        """One wrk run against a target, counted in `sent` and `runs`."""
         r = run_wrk(self.wrk, self.luas[target][scenario], self.ports[target], seconds, self.pids)
         if target in self.sent:
             self.sent[target] += r["requests"]
+        self.runs[target] = self.runs.get(target, 0) + 1
         return r
 
 

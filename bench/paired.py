@@ -30,14 +30,11 @@ def summarise_pairs(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [p["ratio"] for p in pairs]
     low, high = _quartiles(ratios)
     total = {t: sum(p[t]["requests"] for p in pairs) for t in (CROSSWAY, CROSSWAY_KEYS)}
-    cpu = {
-        t: statistics.median(
-            p[t]["cpu_us_per_request"] for p in pairs if p[t]["cpu_us_per_request"] is not None
-        )
-        if any(p[t]["cpu_us_per_request"] is not None for p in pairs)
-        else None
-        for t in (CROSSWAY, CROSSWAY_KEYS)
-    }
+    cpu: dict[str, float | None] = {}
+    for t in (CROSSWAY, CROSSWAY_KEYS):
+        seen = [p[t]["cpu_us_per_request"] for p in pairs]
+        known = [v for v in seen if v is not None]
+        cpu[t] = statistics.median(known) if known else None
     return {
         "pairs": len(pairs),
         "median_ratio": round(statistics.median(ratios), 3),

@@ -103,6 +103,7 @@ def parse_plan(doc: str | None) -> Plan:
         parser.error("--keys and --compare-servers are separate comparisons; pick one")
     quick = args.quick
     requests = args.requests or (400 if quick else 2000)
+    pairs = args.pairs if args.pairs is not None else 3 if quick else 12
     return Plan(
         quick=quick,
         duration=args.duration or (2 if quick else 5),
@@ -117,6 +118,6 @@ def parse_plan(doc: str | None) -> Plan:
         server=args.server,
         compare_servers=args.compare_servers,
         keys=args.keys,
-        pairs=(args.pairs if args.pairs is not None else 3 if quick else 12) if args.keys else 0,
+        pairs=pairs if args.keys else 0,
         pair_seconds=args.pair_seconds,
     )

@@ -277,6 +277,7 @@ def run(plan: Plan) -> dict[str, Any]:
         )
     sent = dict.fromkeys(plan.crossways, 1)  # requests each Crossway answered to clients
     servers: Servers | None = None
+    load: Load | None = None
     keys = KeysRun() if plan.keys else None
     try:
         if keys:
@@ -327,7 +328,7 @@ def run(plan: Plan) -> dict[str, Any]:
             keyed_proc = servers.crossways[CROSSWAY_KEYS] if servers else None
             # every request crossway-keys answered but the start-up poll was made with the key
             answered = sent[CROSSWAY_KEYS] - 1
-            wrk_runs = len(SCENARIOS) * (plan.rounds + 1 + plan.pairs)  # with the warm-up
+            wrk_runs = load.runs.get(CROSSWAY_KEYS, 0) if load else 0
             res.update(keys.finish(keyed_proc, "throughput" in res, answered, wrk_runs, warn))
         kids.stop_all()
     if "throughput" in res and servers is not None:

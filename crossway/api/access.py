@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-import time
 
 from crossway.api.auth import Principal
 from crossway.errors import GatewayError, PermissionDenied, ServiceUnavailable
@@ -70,30 +69,35 @@ class Limits:
         self._flusher: asyncio.Task[None] | None = None
         self._quotas: dict[str, tuple[ApiKey, Quota | None]] = {}  # None: unlimited
 
-    async def admit(self, key: ApiKey, lease: str) -> tuple[Quota, Admission] | None:
+    def quota(self, key: ApiKey) -> Quota | None:
+        """The key's limits and budgets; None when it has none."""
         cached = self._quotas.get(key.id)
         if cached is None or cached[0] is not key:  # the key object changes when edited
             limits = quota_of(key)
             cached = self._quotas[key.id] = (key, None if limits.unlimited else limits)
-        quota = cached[1]
-        if quota is None:
-            return None
-        now_ms = int(time.time() * 1000)
+        return cached[1]
+
+    def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
+        """Admitted at once when the limiter can tell without I/O (nearly every request of
+        a busy key); None when it must ask its store: then `admit`."""
         try:
-            admission = self.limiter.admit_here(key.id, quota, lease, now_ms)
-            if admission is None:
-                admission = await self.limiter.admit(key.id, quota, lease, now_ms)
+            return self.limiter.admit_here(key_id, quota, lease, now_ms)
         except GatewayError:
             raise
-        except Exception:  # fail closed: a key's limits are never skipped
-            log.warning("the limiter could not be asked about key %s", key.id, exc_info=True)
-            raise ServiceUnavailable("the rate limiter cannot be reached; try again") from None
-        return quota, admission
+        except Exception:
+            raise _unreachable(key_id) from None
 
-    def settle(self, key_id: str, lease: str, tokens: int, cost: float) -> None:
+    async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
+        try:
+            return await self.limiter.admit(key_id, quota, lease, now_ms)
+        except GatewayError:
+            raise
+        except Exception:
+            raise _unreachable(key_id) from None
+
+    def settle(self, key_id: str, lease: str, tokens: int, cost: float, now_ms: int) -> None:
         """Settle at once when the limiter can without I/O; else queue it: the queue goes to
         the limiter once per turn of the loop."""
-        now_ms = int(time.time() * 1000)
         if self.limiter.settle_here(key_id, lease, tokens, cost, now_ms):
             return
         self._queue.append(Settlement(key_id, lease, tokens, cost, now_ms))
@@ -112,3 +116,9 @@ class Limits:
         """Wait for the settlements still queued or running (a graceful stop)."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+def _unreachable(key_id: str) -> ServiceUnavailable:
+    """Fail closed: a key's limits are never skipped."""
+    log.warning("the limiter could not be asked about key %s", key_id, exc_info=True)
+    return ServiceUnavailable("the rate limiter cannot be reached; try again")

@@ -77,7 +77,14 @@ async def admit(req: Request, route: Route) -> Route:
         return route
     if key.models or key.vendors:
         route = allow_route(principal, route)
-    req.admitted = await req.services.limits.admit(key, req.request_id)
+    limits = req.services.limits
+    quota = limits.quota(key)
+    if quota is not None:
+        now_ms = int(time.time() * 1000)
+        admission = limits.admit_here(key.id, quota, req.request_id, now_ms)
+        if admission is None:
+            admission = await limits.admit(key.id, quota, req.request_id, now_ms)
+        req.admitted = quota, admission
     return route
 
 
@@ -99,6 +106,7 @@ def finish(req: Request, event: UsageEvent, status: int, error: GatewayError | N
             req.request_id,
             usage.total_tokens if usage else 0,
             event.cost_usd or 0.0,
+            int(event.started_at * 1000 + event.latency_ms),  # now, without asking the clock
         )
         req.admitted = None
 

@@ -20,13 +20,20 @@ room: at least `MIN_ROOM_REQUESTS` requests left in its window, and budget and t
 `MIN_ROOM_REQUESTS` of its costliest requests seen so far; near a limit every request goes to
 Redis, exactly as before. An allowance lives `HOLD_MS` at most; within that time, unused
 admissions held by one process may make another refuse a request a little early.
+
+The next allowance is asked for a quarter into the open one's life (or three quarters
+through its admissions), and its life starts where the open one's ends: on a loaded machine
+a grant's round trip took up to 20 ms, and a refill asked for late left the key's requests
+waiting for it. So a busy key's process holds at most two allowances, one open and the next,
+and its unused admissions are in Redis' window for at most `2 * HOLD_MS`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from crossway.limits.base import Admission
+from crossway.limits.base import WINDOW_MS, Admission
 
 HOLD_MS = 50  # an allowance's life
 MIN_ROOM_REQUESTS = 1_000  # what must be left of a limit for an allowance to be granted
@@ -52,40 +59,58 @@ class Allowance:
     tokens: int = 0
     open: bool = True
     refilled: bool = False  # the next allowance has been asked for
-    # four fifths through its life or its admissions: time to ask for the next, so that the
-    # key's requests need not wait for it
+    # a quarter into its life (which starts HOLD_MS before it expires: a refill is granted
+    # before it) or three quarters through its admissions: time to ask for the next, so
+    # that the key's requests need not wait for it
     low_at_ms: int = field(init=False)
     low_at_used: int = field(init=False)
+    _cost_cap: float = field(init=False, repr=False)
+    _token_cap: float = field(init=False, repr=False)
+    _reset_at_ms: int = field(init=False, repr=False)
+    _admission: Admission | None = field(default=None, init=False, repr=False)
+    _admission_ms: int = field(default=-1, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.low_at_ms = self.granted_at_ms + 4 * (self.expires_ms - self.granted_at_ms) // 5
-        self.low_at_used = 4 * self.extra // 5
+        self.low_at_ms = self.expires_ms - 3 * HOLD_MS // 4
+        self.low_at_used = 3 * self.extra // 4
+        # spent past its reserve, it admits no more: a free model's reserve is 0, so its
+        # first cost ends it
+        self._cost_cap = math.inf if self.cost_reserve is None else self.cost_reserve
+        self._token_cap = math.inf if self.token_reserve is None else self.token_reserve
+        self._reset_at_ms = self.granted_at_ms + self.requests_reset_ms
 
     def running_low(self, now_ms: int) -> bool:
         return now_ms >= self.low_at_ms or self.used >= self.low_at_used
 
-    def take(self, now_ms: int) -> bool:
-        """One more admission, if this allowance still has one."""
-        if not self.open or now_ms >= self.expires_ms or self.used >= self.extra:
-            return False
-        # spent past its reserve: a free model's reserve is 0, so its first cost ends it
-        if self.cost_reserve is not None and self.cost > self.cost_reserve:
-            return False
-        if self.token_reserve is not None and self.tokens > self.token_reserve:
-            return False
+    def admit(self, now_ms: int, tpm: int | None) -> Admission | None:
+        """One more admission, if this allowance still has one. Its headers show the counts
+        as Redis holds them (this allowance's admissions and reserve counted as used, which
+        is what any other process sees), so they change only with the clock: one Admission
+        per millisecond serves every request admitted in it. This runs for nearly every
+        request of a busy key."""
+        if (
+            now_ms >= self.expires_ms
+            or self.used >= self.extra
+            or not self.open
+            or self.cost > self._cost_cap
+            or self.tokens > self._token_cap
+        ):
+            return None
         self.used += 1
-        return True
+        admission = self._admission
+        if admission is None or now_ms != self._admission_ms:
+            admission = self._admission = self._as_redis_holds(now_ms, tpm)
+            self._admission_ms = now_ms
+        return admission
 
-    def admission(self, now_ms: int, tpm: int | None, window_ms: int) -> Admission:
-        """The headers of a request admitted under it, as if Redis had been asked."""
-        out = Admission()
-        if self.requests_remaining is not None:
-            out.requests_remaining = self.requests_remaining + self.extra - self.used
-            out.requests_reset_ms = max(self.requests_reset_ms - (now_ms - self.granted_at_ms), 0)
-        if tpm is not None:
-            out.tokens_remaining = tpm - self.tokens_used - self.tokens
-            out.tokens_reset_ms = window_ms - now_ms % window_ms
-        return out
+    def _as_redis_holds(self, now_ms: int, tpm: int | None) -> Admission:
+        remaining = self.requests_remaining
+        return Admission(
+            remaining,
+            0 if remaining is None else max(self._reset_at_ms - now_ms, 0),
+            None if tpm is None else tpm - self.tokens_used - (self.token_reserve or 0),
+            0 if tpm is None else WINDOW_MS - now_ms % WINDOW_MS,
+        )
 
 
 class BusyKeys:

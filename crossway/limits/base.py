@@ -73,9 +73,9 @@ class Settlement(NamedTuple):
     now_ms: int
 
 
-@dataclass(slots=True)
-class Admission:
-    """What an admitted request reports back in its headers."""
+class Admission(NamedTuple):
+    """What an admitted request reports back in its headers (None: no such limit). A tuple:
+    one is made for every admission."""
 
     requests_remaining: int | None = None
     requests_reset_ms: int = 0
@@ -208,18 +208,29 @@ def duration(ms: int) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
+# the last admission's header lines: an allowance gives its requests in one millisecond the
+# same Admission (the reference held here keeps its identity from being reused)
+_last_lines: tuple[Admission | None, Quota | None, bytes] = (None, None, b"")
+
+
 def ratelimit_head_lines(a: Admission, quota: Quota) -> bytes:
     """`ratelimit_headers` of an admitted request as the header lines an answer sends
     (each ending in CRLF), made with as little work as can be: this runs on every request
     of a limited key. Numbers and fixed names only: safe to write as they are."""
+    global _last_lines
+    if a is _last_lines[0] and quota is _last_lines[1]:  # an allowance's, in the same ms
+        return _last_lines[2]
+    requests_left, requests_reset, tokens_left, tokens_reset = a
     six = quota.six_lines
-    if six is not None and a.requests_remaining is not None and a.tokens_remaining is not None:
-        return six % (
-            max(a.requests_remaining, 0),
-            _duration_bytes(a.requests_reset_ms),
-            max(a.tokens_remaining, 0),
-            _duration_bytes(a.tokens_reset_ms),
+    if six is not None and requests_left is not None and tokens_left is not None:
+        out = six % (
+            requests_left if requests_left > 0 else 0,
+            _duration_bytes(requests_reset),
+            tokens_left if tokens_left > 0 else 0,
+            _duration_bytes(tokens_reset),
         )
+        _last_lines = (a, quota, out)
+        return out
     requests, tokens = quota.limit_lines
     out = b""
     if requests is not None:

@@ -32,6 +32,18 @@ class _KeyState:
     spent_total: float = 0.0
 
 
+def _admission(
+    quota: Quota, requests: deque[int], tokens: int, now_ms: int, token_reset: int
+) -> Admission:
+    rpm, tpm = quota.rpm, quota.tpm
+    return Admission(
+        None if rpm is None else rpm - len(requests),
+        (requests[0] + WINDOW_MS - now_ms) if rpm is not None and requests else 0,
+        None if tpm is None else tpm - tokens,
+        token_reset if tpm is not None else 0,
+    )
+
+
 class MemoryLimiter:
     def __init__(self) -> None:
         self._keys: dict[str, _KeyState] = {}
@@ -65,14 +77,8 @@ class MemoryLimiter:
         requests = state.requests
         while requests and requests[0] <= now_ms - WINDOW_MS:
             requests.popleft()
-        admission = Admission()
         token_reset = WINDOW_MS - now_ms % WINDOW_MS
-        if quota.tpm is not None:
-            admission.tokens_remaining = quota.tpm - state.tokens
-            admission.tokens_reset_ms = token_reset
-        if quota.rpm is not None:
-            admission.requests_remaining = quota.rpm - len(requests)
-            admission.requests_reset_ms = (requests[0] + WINDOW_MS - now_ms) if requests else 0
+        admission = _admission(quota, requests, state.tokens, now_ms, token_reset)
         if quota.concurrency is not None:
             leases = state.leases
             for stale in [k for k, expiry in leases.items() if expiry <= now_ms]:
@@ -85,8 +91,7 @@ class MemoryLimiter:
             raise rate_error("tpm", quota.tpm, token_reset, admission, quota)
         if quota.rpm is not None:
             requests.append(now_ms)
-            admission.requests_remaining = quota.rpm - len(requests)
-            admission.requests_reset_ms = requests[0] + WINDOW_MS - now_ms
+            admission = _admission(quota, requests, state.tokens, now_ms, token_reset)
         if quota.concurrency is not None:
             state.leases[lease] = now_ms + LEASE_MS
         return admission

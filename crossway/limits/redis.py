@@ -235,27 +235,21 @@ class RedisLimiter:
         ]
 
     def admit_here(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
-        """Admitted under this key's open allowance, if it has one with room."""
-        admission = self._take(key_id, quota, lease, now_ms)
-        if admission is not None:
-            self.busy.count(key_id, now_ms)
-        return admission
-
-    def _take(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission | None:
         """One admission from the key's open allowance; an allowance with none left ends,
         and the refill waiting behind it, if any, opens. One running low asks for its refill."""
-        while True:
-            allowance = self.allowances.get(key_id)
-            if allowance is None:
-                return None
-            if allowance.take(now_ms):
-                break
+        allowance = self.allowances.get(key_id)
+        while allowance is not None:
+            admission = allowance.admit(now_ms, quota.tpm)
+            if admission is not None:
+                self.busy.count(key_id, now_ms)
+                if not allowance.refilled and allowance.running_low(now_ms):
+                    allowance.refilled = True
+                    self._refill(key_id, quota, lease, now_ms, allowance)
+                self._under[lease] = allowance
+                return admission
             self._end(key_id, allowance)
-        if not allowance.refilled and allowance.running_low(now_ms):
-            allowance.refilled = True
-            self._refill(key_id, quota, lease, now_ms)
-        self._under[lease] = allowance
-        return allowance.admission(now_ms, quota.tpm, WINDOW_MS)
+            allowance = self.allowances.get(key_id)
+        return None
 
     async def admit(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> Admission:
         admission = self.admit_here(key_id, quota, lease, now_ms)
@@ -274,7 +268,7 @@ class RedisLimiter:
                 self._waiting[key_id] -= 1
             if not granted:
                 break  # it granted none: each asks Redis for itself
-            admission = self._take(key_id, quota, lease, now_ms)
+            admission = self.admit_here(key_id, quota, lease, now_ms)
             if admission is not None:
                 return admission
         want = 0
@@ -284,14 +278,12 @@ class RedisLimiter:
         grant = self._grant_pending(key_id) if want else None
         granted = False
         try:
-            result = await self._ask(key_id, keys, quota, lease, now_ms, want, refill=False)
+            result = await self._ask(key_id, keys, quota, lease, now_ms, want, HOLD_MS)
             admission = _admission(result, quota, now_ms)
             if int(result[4]):
                 self._under[lease] = self._open(
-                    key_id, quota, lease, keys, now_ms, admission, result
+                    key_id, quota, lease, keys, now_ms, now_ms + HOLD_MS, admission, result
                 )
-                if admission.requests_remaining is not None:
-                    admission.requests_remaining += int(result[4])  # not used yet
                 granted = True
         finally:
             if grant is not None:  # its waiters go on: to this allowance, or each to Redis
@@ -306,10 +298,11 @@ class RedisLimiter:
         lease: str,
         now_ms: int,
         want: int,
-        refill: bool,
+        hold_ms: int,
+        refill: bool = False,
     ) -> list[Any]:
-        """The admission script: this request, and an allowance of up to `want` more (a
-        refill: the allowance alone)."""
+        """The admission script: this request, and an allowance of up to `want` more that
+        expires `hold_ms` from now (a refill: the allowance alone)."""
         cost, tokens = self._largest.get(key_id, (None, None))
         self.round_trips += 1
         result: list[Any] = await self._admit(
@@ -326,7 +319,7 @@ class RedisLimiter:
                 LEASE_MS,
                 now_ms,
                 want,
-                HOLD_MS,
+                hold_ms,
                 MIN_ROOM_REQUESTS,
                 _arg(cost),
                 _arg(tokens),
@@ -350,17 +343,20 @@ class RedisLimiter:
         del self._granting[key_id]
         grant.set_result(granted)
 
-    def _refill(self, key_id: str, quota: Quota, lease: str, now_ms: int) -> None:
-        """Ask for the key's next allowance while the open one still admits, unless a grant
-        is on its way already."""
+    def _refill(
+        self, key_id: str, quota: Quota, lease: str, now_ms: int, running: Allowance
+    ) -> None:
+        """Ask for the key's next allowance, to start when the open one ends, while the open
+        one still admits, unless a grant is on its way already."""
         if self._closing or key_id in self._granting:
             return
         want = self._want(key_id, self.busy.recent(key_id))
         if want:
             grant = self._grant_pending(key_id)
-            self._in_background(
-                self._ask_refill(key_id, quota, f"{lease}/next", now_ms, want, grant)
+            refill = self._ask_refill(
+                key_id, quota, f"{lease}/next", now_ms, running.expires_ms + HOLD_MS, want, grant
             )
+            self._in_background(refill)
 
     async def _ask_refill(
         self,
@@ -368,16 +364,20 @@ class RedisLimiter:
         quota: Quota,
         grant_id: str,
         now_ms: int,
+        expires_ms: int,
         want: int,
         grant: asyncio.Future[bool],
     ) -> None:
         keys = self._keys(key_id, now_ms)
         granted = False
+        hold_ms = expires_ms - now_ms
         try:
-            result = await self._ask(key_id, keys, quota, grant_id, now_ms, want, refill=True)
+            result = await self._ask(key_id, keys, quota, grant_id, now_ms, want, hold_ms, True)
             if int(result[0]) == 0:  # else refused or near a limit: each request asks Redis
                 admission = _admission(result, quota, now_ms)
-                self._open(key_id, quota, grant_id, keys, now_ms, admission, result, refill=True)
+                self._open(
+                    key_id, quota, grant_id, keys, now_ms, expires_ms, admission, result, True
+                )
                 granted = True
         except Exception:  # the requests after the open allowance ask Redis themselves
             log.debug("refilling the allowance of %s failed", key_id, exc_info=True)
@@ -391,6 +391,7 @@ class RedisLimiter:
         lease: str,
         keys: list[str],
         now_ms: int,
+        expires_ms: int,
         admission: Admission,
         result: list[Any],
         refill: bool = False,
@@ -403,7 +404,7 @@ class RedisLimiter:
             grant_id=lease,
             keys=keys,
             extra=extra,
-            expires_ms=now_ms + HOLD_MS,
+            expires_ms=expires_ms,
             cost_reserve=float(result[5]) if any(b is not None for b in budgets) else None,
             token_reserve=int(result[6]) if quota.tpm is not None else None,
             granted_at_ms=now_ms,
@@ -420,7 +421,9 @@ class RedisLimiter:
             self.allowances[key_id] = allowance
             self._pay_owed(key_id)  # what outlived the last one is charged with this one
         # an idle key's allowance ends on time too, giving back what it did not use
-        asyncio.get_running_loop().call_later(HOLD_MS / 1000, self._end, key_id, allowance)
+        asyncio.get_running_loop().call_later(
+            (expires_ms - now_ms) / 1000, self._end, key_id, allowance
+        )
         return allowance
 
     def _end(self, key_id: str, allowance: Allowance) -> None:
@@ -578,13 +581,13 @@ def _admission(result: list[Any], quota: Quota, now_ms: int) -> Admission:
         assert budget is not None
         raise budget_error(period, budget, float(result[2]), now_ms)
     used, reset, tokens = int(result[1]), int(result[2]), int(result[3])
-    admission = Admission()
-    if quota.rpm is not None:
-        admission.requests_remaining = quota.rpm - used
-        admission.requests_reset_ms = reset
-    if quota.tpm is not None:
-        admission.tokens_remaining = quota.tpm - tokens
-        admission.tokens_reset_ms = WINDOW_MS - now_ms % WINDOW_MS
+    rpm, tpm = quota.rpm, quota.tpm
+    admission = Admission(
+        None if rpm is None else rpm - used,
+        reset if rpm is not None else 0,
+        None if tpm is None else tpm - tokens,
+        WINDOW_MS - now_ms % WINDOW_MS if tpm is not None else 0,
+    )
     if status == 2:
         assert quota.concurrency is not None
         raise rate_error("concurrency", quota.concurrency, 1000, admission, quota)

@@ -13,7 +13,7 @@ import pytest
 from conftest import REDIS_URL
 
 from crossway.limits import BudgetExceeded, Quota, RateLimited
-from crossway.limits.allowance import MIN_ROOM_REQUESTS
+from crossway.limits.allowance import HOLD_MS, MIN_ROOM_REQUESTS
 from crossway.limits.redis import RedisLimiter
 from crossway.limits.resp import RedisError
 
@@ -206,7 +206,8 @@ async def test_requests_that_outlive_their_allowance_are_charged_with_the_next(
     for i in range(30):  # these are still running when their block ends
         await limiter.admit("k", quota, f"early{i}", T0 + 120 + 4 * i)
     assert limiter.allowances.get("k") is not None
-    await asyncio.sleep(0.08)  # the block's life (50 ms) is over
+    # the block's life is over, and that of the next, asked for before it ended
+    await asyncio.sleep(2 * HOLD_MS / 1000 + 0.03)
     await limiter.admit("k", quota, "later", T0 + 300)  # a new block for the busy key
     assert limiter.allowances.get("k") is not None
     calls = 0
@@ -240,7 +241,8 @@ async def test_requests_that_outlive_every_allowance_are_charged_once_in_a_singl
         await limiter.settle("k", f"warm{i}", 10, 0.001, T0 + 4 * i)
     for i in range(30):
         await limiter.admit("k", quota, f"early{i}", T0 + 120 + 4 * i)
-    await asyncio.sleep(0.08)  # the block ends; the key stays idle: no new block
+    # the block ends, and the next, asked for before it ended; the key stays idle: no new one
+    await asyncio.sleep(2 * HOLD_MS / 1000 + 0.03)
     assert limiter.allowances.get("k") is None
     calls: list[list[Any]] = []
     script = limiter._settle
@@ -321,3 +323,61 @@ async def test_a_refill_on_its_way_when_the_limiter_closes_is_given_back(
     used, _, spent = await counters(limiter, "k", T0)
     assert used == admitted
     assert spent == pytest.approx(0.001 * admitted, rel=1e-9)
+
+
+async def test_the_next_allowance_is_asked_for_early_and_lives_from_where_the_open_one_ends(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    """A quarter into a block's life the next is asked for; its life (and its entry in
+    Redis' window, stamped at the end of that life) starts where the open block's ends, so
+    asking early costs the key nothing and gives the round trip time to land."""
+    limiter = pair[0]
+    quota = Quota(rpm=100_000)
+    i = 0
+    while not limiter.allowances:  # busy until it gets a block
+        await limiter.admit("k", quota, f"r{i}", T0)
+        i += 1
+    block = limiter.allowances["k"]
+    assert not block.refilled
+    quarter = block.expires_ms - 3 * HOLD_MS // 4
+    assert limiter.admit_here("k", quota, "before", quarter - 1) is not None
+    assert "k" not in limiter._granting  # not yet
+    assert limiter.admit_here("k", quota, "at", quarter) is not None
+    assert "k" in limiter._granting  # asked for, while the block still admits
+    while "k" in limiter._granting:
+        await asyncio.sleep(0.001)
+    following = limiter._next["k"]
+    assert following.expires_ms == block.expires_ms + HOLD_MS
+    entry = f"{following.grant_id}#{following.extra}"
+    stamp = await limiter.redis.call("ZSCORE", limiter._keys("k", T0)[0], entry)
+    assert int(float(stamp)) == following.expires_ms
+    await limiter.close()
+
+
+async def test_an_allowance_reports_the_counts_as_redis_holds_them(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    """Admissions from a block report what any process would read in Redis (the block's
+    admissions and reserve counted as used), so they never show more room than there is;
+    requests admitted in the same millisecond share one answer."""
+    limiter = pair[0]
+    quota = Quota(rpm=100_000, tpm=10**9, budget_daily=1_000.0)
+    i = 0
+    while not limiter.allowances:
+        await limiter.admit("k", quota, f"r{i}", T0)
+        await limiter.settle("k", f"r{i}", 10, 0.001, T0)
+        i += 1
+    block = limiter.allowances["k"]
+    first = limiter.admit_here("k", quota, "a", T0 + 1)
+    again = limiter.admit_here("k", quota, "b", T0 + 1)
+    later = limiter.admit_here("k", quota, "c", T0 + 2)
+    assert first is not None and first is again and later is not None and later is not first
+    keys = limiter._keys("k", T0)
+    in_window = int(await limiter.redis.call("GET", keys[6]))
+    tokens = int(await limiter.redis.call("GET", keys[2]) or 0)
+    assert in_window == i + block.extra  # the block's admissions are counted already
+    assert first.requests_remaining == quota.rpm - in_window
+    assert first.tokens_remaining == 10**9 - tokens  # the reserve is charged already
+    assert later.requests_remaining == first.requests_remaining
+    assert later.requests_reset_ms == first.requests_reset_ms - 1
+    await limiter.close()

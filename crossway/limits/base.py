@@ -75,7 +75,7 @@ class Settlement(NamedTuple):
 
 class Admission(NamedTuple):
     """What an admitted request reports back in its headers (None: no such limit). A tuple:
-    one is made for every admission."""
+    cheap to make, and shared by an allowance's requests admitted in the same millisecond."""
 
     requests_remaining: int | None = None
     requests_reset_ms: int = 0

@@ -372,11 +372,21 @@ class RedisLimiter:
         granted = False
         hold_ms = expires_ms - now_ms
         try:
-            result = await self._ask(key_id, keys, quota, grant_id, now_ms, want, hold_ms, True)
+            result = await self._ask(
+                key_id, keys, quota, grant_id, now_ms, want, hold_ms, refill=True
+            )
             if int(result[0]) == 0:  # else refused or near a limit: each request asks Redis
                 admission = _admission(result, quota, now_ms)
                 self._open(
-                    key_id, quota, grant_id, keys, now_ms, expires_ms, admission, result, True
+                    key_id,
+                    quota,
+                    grant_id,
+                    keys,
+                    now_ms,
+                    expires_ms,
+                    admission,
+                    result,
+                    refill=True,
                 )
                 granted = True
         except Exception:  # the requests after the open allowance ask Redis themselves

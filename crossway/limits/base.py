@@ -75,7 +75,7 @@ class Settlement(NamedTuple):
 
 class Admission(NamedTuple):
     """What an admitted request reports back in its headers (None: no such limit). A tuple:
-    cheap to make, and shared by an allowance's requests admitted in the same millisecond."""
+    cheap to make, and shared by an allowance's requests until its headers would change."""
 
     requests_remaining: int | None = None
     requests_reset_ms: int = 0
@@ -208,8 +208,18 @@ def duration(ms: int) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
-# the last admission's header lines: an allowance gives its requests in one millisecond the
-# same Admission (the reference held here keeps its identity from being reused)
+def as_shown(ms: int) -> tuple[int, int]:
+    """A reset as `duration` shows it, in ms (from 1 s on, whole seconds rounded up), and
+    the least reset that shows the same: an allowance keeps one Admission between the two."""
+    if ms < 1000:
+        shown = ms if ms > 0 else 0
+        return shown, shown
+    seconds = -(-ms // 1000)
+    return seconds * 1000, max((seconds - 1) * 1000 + 1, 1000)
+
+
+# the last admission's header lines: an allowance gives its requests the same Admission until
+# its headers would read differently (the reference held here keeps its id from being reused)
 _last_lines: tuple[Admission | None, Quota | None, bytes] = (None, None, b"")
 
 
@@ -218,7 +228,7 @@ def ratelimit_head_lines(a: Admission, quota: Quota) -> bytes:
     (each ending in CRLF), made with as little work as can be: this runs on every request
     of a limited key. Numbers and fixed names only: safe to write as they are."""
     global _last_lines
-    if a is _last_lines[0] and quota is _last_lines[1]:  # an allowance's, in the same ms
+    if a is _last_lines[0] and quota is _last_lines[1]:  # an allowance's, shared
         return _last_lines[2]
     requests_left, requests_reset, tokens_left, tokens_reset = a
     six = quota.six_lines

@@ -45,8 +45,10 @@ log = logging.getLogger("crossway.limits")
 # ask for none. ARGV[16] = '1' asks for the allowance alone, with no request of its own (a
 # refill, before the open allowance runs out): all or nothing.
 # The requests-per-minute window is a log of admissions: one member per request ("id#1"), or
-# per allowance ("id#n", n admissions stamped at its end), with KEYS[7] holding the sum of
-# the counts, so an allowance costs Redis the same whatever its size.
+# per allowance ("id/block#n", n admissions stamped at its end; named apart from the granting
+# request's own "id#1", which a give-back of one used admission would otherwise overwrite),
+# with KEYS[7] holding the sum of the counts, so an allowance costs Redis the same whatever
+# its size.
 # Returns {0, used, reset, tokens, extra, cost reserve, token reserve}, or a refusal:
 # {1, budget index, spent}, {2 (at once) | 3 (rpm) | 4 (tpm), used, reset, tokens}, or for a
 # refill that gets no allowance {5}.
@@ -129,7 +131,7 @@ if ARGV[1] ~= '' then
     redis.call('ZADD', KEYS[1], now, ARGV[7] .. '#1')
     added = added + 1
   end
-  if extra > 0 then redis.call('ZADD', KEYS[1], now + hold, ARGV[7] .. '#' .. extra) end
+  if extra > 0 then redis.call('ZADD', KEYS[1], now + hold, ARGV[7] .. '/block#' .. extra) end
   redis.call('INCRBY', KEYS[7], added)
   redis.call('PEXPIRE', KEYS[1], window + hold)
   redis.call('PEXPIRE', KEYS[7], window + hold)
@@ -157,18 +159,18 @@ return {0, used, reset, tokens, extra, tostring(cost_reserve), token_reserve}
 # Charging what requests used: tokens ARGV[1] and cost ARGV[2] (either may be negative: an
 # allowance that used less than its reserve), the tokens key living ARGV[3] ms; out of KEYS[1]
 # the member ARGV[4] (a settled request's concurrency lease; '' for none); and an ending
-# allowance's unused admissions out of the window: its entry ARGV[5]#ARGV[6] counts ARGV[7]
+# allowance's unused admissions out of the window: its entry ARGV[5]/block#ARGV[6] counts ARGV[7]
 # (those it used) from now on, and the window's count KEYS[6] drops by the rest, unless the
 # entry has left the window already (then so did its count).
 _SETTLE = """
 if ARGV[4] and ARGV[4] ~= '' then redis.call('ZREM', KEYS[1], ARGV[4]) end
 if ARGV[5] then
   local granted, used = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local entry = ARGV[5] .. '#' .. granted
+  local entry = ARGV[5] .. '/block#' .. granted
   local stamp = redis.call('ZSCORE', KEYS[1], entry)
   if stamp and used < granted then
     redis.call('ZREM', KEYS[1], entry)
-    if used > 0 then redis.call('ZADD', KEYS[1], stamp, ARGV[5] .. '#' .. used) end
+    if used > 0 then redis.call('ZADD', KEYS[1], stamp, ARGV[5] .. '/block#' .. used) end
     if redis.call('DECRBY', KEYS[6], granted - used) < 0 then redis.call('SET', KEYS[6], 0) end
   end
 end
@@ -241,8 +243,9 @@ class RedisLimiter:
         while allowance is not None:
             admission = allowance.admit(now_ms, quota.tpm)
             if admission is not None:
-                self.busy.count(key_id, now_ms)
-                if not allowance.refilled and allowance.running_low(now_ms):
+                if not allowance.refilled and (
+                    now_ms >= allowance.low_at_ms or allowance.used >= allowance.low_at_used
+                ):
                     allowance.refilled = True
                     self._refill(key_id, quota, lease, now_ms, allowance)
                 self._under[lease] = allowance
@@ -350,7 +353,7 @@ class RedisLimiter:
         one still admits, unless a grant is on its way already."""
         if self._closing or key_id in self._granting:
             return
-        want = self._want(key_id, self.busy.recent(key_id))
+        want = self._want(key_id, running.rate(now_ms))
         if want:
             grant = self._grant_pending(key_id)
             refill = self._ask_refill(
@@ -442,6 +445,9 @@ class RedisLimiter:
         if not allowance.open:
             return
         allowance.open = False
+        # a key that runs out of allowances (a refill refused, or it went quiet) is still
+        # known to be busy
+        self.busy.count(key_id, allowance.expires_ms, allowance.used)
         if self._next.get(key_id) is allowance:
             del self._next[key_id]
         elif self.allowances.get(key_id) is allowance:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from conftest import REDIS_URL
 
-from crossway.limits import BudgetExceeded, Quota, RateLimited
-from crossway.limits.allowance import HOLD_MS, MIN_ROOM_REQUESTS
+from crossway.limits import Admission, BudgetExceeded, Quota, RateLimited
+from crossway.limits.allowance import HOLD_MS, MIN_ROOM_REQUESTS, Allowance, BusyKeys
+from crossway.limits.base import ratelimit_headers
 from crossway.limits.redis import RedisLimiter
 from crossway.limits.resp import RedisError
 
@@ -260,7 +261,7 @@ async def test_requests_that_outlive_every_allowance_are_charged_once_in_a_singl
     for i in range(30):
         await limiter.settle("k", f"early{i}", 10, 0.001, T0 + 300)
     assert calls == []  # held for an allowance's life
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(HOLD_MS / 1000 + 0.05)
     assert len(calls) == 1  # one call for all thirty, with no window members to remove
     assert calls[0][0] == 300 and float(calls[0][1]) == pytest.approx(0.03) and len(calls[0]) == 3
     used, tokens, spent = await counters(limiter, "k", T0)
@@ -340,7 +341,8 @@ async def test_the_next_allowance_is_asked_for_early_and_lives_from_where_the_op
     block = limiter.allowances["k"]
     assert not block.refilled
     quarter = block.expires_ms - 3 * HOLD_MS // 4
-    assert limiter.admit_here("k", quota, "before", quarter - 1) is not None
+    for j in range(HOLD_MS // 10):  # busy enough to need one: 40 per 100 ms
+        assert limiter.admit_here("k", quota, f"before{j}", quarter - 1) is not None
     assert "k" not in limiter._granting  # not yet
     assert limiter.admit_here("k", quota, "at", quarter) is not None
     assert "k" in limiter._granting  # asked for, while the block still admits
@@ -348,7 +350,7 @@ async def test_the_next_allowance_is_asked_for_early_and_lives_from_where_the_op
         await asyncio.sleep(0.001)
     following = limiter._next["k"]
     assert following.expires_ms == block.expires_ms + HOLD_MS
-    entry = f"{following.grant_id}#{following.extra}"
+    entry = f"{following.grant_id}/block#{following.extra}"
     stamp = await limiter.redis.call("ZSCORE", limiter._keys("k", T0)[0], entry)
     assert int(float(stamp)) == following.expires_ms
     await limiter.close()
@@ -359,7 +361,7 @@ async def test_an_allowance_reports_the_counts_as_redis_holds_them(
 ) -> None:
     """Admissions from a block report what any process would read in Redis (the block's
     admissions and reserve counted as used), so they never show more room than there is;
-    requests admitted in the same millisecond share one answer."""
+    requests whose headers read the same share one answer."""
     limiter = pair[0]
     quota = Quota(rpm=100_000, tpm=10**9, budget_daily=1_000.0)
     i = 0
@@ -369,15 +371,85 @@ async def test_an_allowance_reports_the_counts_as_redis_holds_them(
         i += 1
     block = limiter.allowances["k"]
     first = limiter.admit_here("k", quota, "a", T0 + 1)
-    again = limiter.admit_here("k", quota, "b", T0 + 1)
-    later = limiter.admit_here("k", quota, "c", T0 + 2)
-    assert first is not None and first is again and later is not None and later is not first
+    again = limiter.admit_here("k", quota, "b", T0 + 150)  # the resets still show 60 s, 50 s
+    assert first is not None and first is again
     keys = limiter._keys("k", T0)
     in_window = int(await limiter.redis.call("GET", keys[6]))
     tokens = int(await limiter.redis.call("GET", keys[2]) or 0)
     assert in_window == i + block.extra  # the block's admissions are counted already
     assert first.requests_remaining == quota.rpm - in_window
     assert first.tokens_remaining == 10**9 - tokens  # the reserve is charged already
-    assert later.requests_remaining == first.requests_remaining
-    assert later.requests_reset_ms == first.requests_reset_ms - 1
+    # what the headers say is what the exact counts at T0 + 150 would say
+    exact = Admission(quota.rpm - in_window, 60_000 - 150, 10**9 - tokens, 50_000 - 150)
+    assert ratelimit_headers(again, quota) == ratelimit_headers(exact, quota)
     await limiter.close()
+
+
+def test_an_allowance_makes_a_new_answer_when_its_headers_would_change() -> None:
+    """One answer while the resets show the same; a new one as soon as either shows
+    differently (whole seconds down to 1 s, then every millisecond)."""
+    block = Allowance(
+        grant_id="g",
+        keys=[],
+        extra=1_000,
+        expires_ms=T0 + HOLD_MS,
+        cost_reserve=None,
+        token_reserve=None,
+        granted_at_ms=T0,
+        requests_remaining=500,
+        requests_reset_ms=1_100,  # shows "2s" until T0 + 100, "1s" at T0 + 100
+        tokens_used=0,
+    )
+    start = block.admit(T0, None)
+    assert start is not None and block.admit(T0 + 99, None) is start
+    one_second = block.admit(T0 + 100, None)
+    assert one_second is not None and one_second is not start
+    assert ratelimit_headers(one_second)["x-ratelimit-reset-requests"] == "1s"
+    answers = [block.admit(T0 + t, None) for t in (101, 102, 102)]
+    assert answers[0] is not answers[1] and answers[1] is answers[2]
+    assert [ratelimit_headers(a)["x-ratelimit-reset-requests"] for a in answers if a] == [
+        "999ms",
+        "998ms",
+        "998ms",
+    ]
+
+
+async def test_the_next_allowance_is_sized_by_the_rate_the_open_one_admits_at(
+    pair: tuple[RedisLimiter, RedisLimiter],
+) -> None:
+    """A block's requests are not counted one by one: its own admissions since its life
+    began say how busy the key is. A key that sped up gets a bigger next block; one that
+    went quiet asks for none (its requests ask Redis again once the block ends)."""
+    limiter = pair[0]
+    quota = Quota(rpm=10**6)
+    asked: dict[str, int] = {}  # admissions asked of Redis before the key's first block
+
+    async def first_block(key: str) -> Allowance:
+        asked[key] = 0
+        while key not in limiter.allowances:
+            await limiter.admit(key, quota, f"{key}-r{asked[key]}", T0)
+            asked[key] += 1
+        return limiter.allowances[key]
+
+    busy = await first_block("busy")
+    quarter = busy.expires_ms - 3 * HOLD_MS // 4
+    for j in range(19):
+        assert limiter.admit_here("busy", quota, f"b{j}", quarter - 1) is not None
+    assert "busy" not in limiter._granting
+    assert limiter.admit_here("busy", quota, "b19", quarter) is not None  # 20 in 50 ms
+    rate = 20 * 100 // (HOLD_MS // 4)
+    assert busy.rate(quarter) == rate
+    while "busy" in limiter._granting:
+        await asyncio.sleep(0.001)
+    following = limiter._next["busy"]
+    assert following.extra == BusyKeys.wanted(rate) > busy.extra
+
+    quiet = await first_block("quiet")
+    assert limiter.admit_here("quiet", quota, "q0", quiet.expires_ms - 3 * HOLD_MS // 4)
+    assert quiet.refilled and "quiet" not in limiter._granting  # one in 50 ms: not busy
+    assert "quiet" not in limiter._next
+    await limiter.close()  # the blocks end: what they did not use leaves the window
+    assert (await counters(limiter, "busy", T0))[0] == asked["busy"] + 20
+    # the quiet block gave one admission: its entry, renamed to count one, is not the
+    # granting request's own (they once shared a name, and the window lost an entry)
+    assert (await counters(limiter, "quiet", T0))[0] == asked["quiet"] + 1

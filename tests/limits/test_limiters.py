@@ -18,7 +18,7 @@ from crossway.limits import (
     RateLimited,
     ratelimit_headers,
 )
-from crossway.limits.base import _duration_bytes, duration, ratelimit_head_lines
+from crossway.limits.base import _duration_bytes, as_shown, duration, ratelimit_head_lines
 from crossway.limits.redis import RedisLimiter
 
 T0 = 1_795_000_000_000  # a fixed "now" in ms, mid-minute
@@ -155,3 +155,13 @@ def test_reset_durations_made_once_are_the_same_as_made_each_time() -> None:
     order = [-1, 1000, -7, 999, 0, 1001, 2000, 1999, 59_999, 60_000, 60_001, 86_399_999, 5]
     for ms in order + order[::-1]:  # each value both made and found again
         assert _duration_bytes(ms) == duration(ms).encode(), ms
+
+
+def test_a_reset_as_shown_reads_as_the_reset_does_and_so_does_no_less_one() -> None:
+    edges = [-5, 0, 1, 998, 999, 1000, 1001, 1999, 2000, 2001, 59_999, 60_000, 60_001]
+    for ms in [*edges, *range(0, 130_000, 7)]:
+        shown, same_from = as_shown(ms)
+        assert duration(shown) == duration(ms) == duration(same_from), ms
+        assert same_from <= max(ms, 0) <= shown
+        if same_from > 0:  # the least that reads the same: one less reads differently
+            assert duration(same_from - 1) != duration(ms), ms

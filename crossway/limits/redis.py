@@ -446,8 +446,9 @@ class RedisLimiter:
             return
         allowance.open = False
         # a key that runs out of allowances (a refill refused, or it went quiet) is still
-        # known to be busy
-        self.busy.count(key_id, allowance.expires_ms, allowance.used)
+        # known to be busy; a refill that never opened has nothing to add
+        if allowance.used:
+            self.busy.count(key_id, allowance.expires_ms, allowance.used)
         if self._next.get(key_id) is allowance:
             del self._next[key_id]
         elif self.allowances.get(key_id) is allowance:

@@ -38,8 +38,9 @@ usage = sa.Table(
     "usage",
     metadata,
     sa.Column("request_id", sa.String(40), primary_key=True),
+    # indexed by B-trees on SQLite, by a BRIN index on Postgres (migration 0005)
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("key_id", sa.String(40), index=True),
+    sa.Column("key_id", sa.String(40), index=True),  # SQLite only
     sa.Column("endpoint", sa.String(40), nullable=False),
     sa.Column("model_requested", sa.String(200)),
     sa.Column("model", sa.String(200)),

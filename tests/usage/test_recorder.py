@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from crossway.usage import MemoryWriter, UsageEvent, UsageRecorder
 
 
-def event(n: int) -> UsageEvent:
+def event(n: int, age: float = 0.0) -> UsageEvent:
+    """An event recorded now (`age` seconds ago)."""
     return UsageEvent(
-        request_id=f"req_{n}", started_at=0.0, endpoint="chat.completions", principal="master"
+        request_id=f"req_{n}",
+        started_at=time.time() - age,
+        endpoint="chat.completions",
+        principal="master",
     )
 
 
@@ -106,8 +111,8 @@ async def test_events_arriving_during_a_write_wait_for_the_next_turn() -> None:
 
 
 async def test_a_whole_batch_starts_a_turn_at_once() -> None:
-    """A whole batch waiting does not wait for the interval; the turn it starts writes all
-    that is queued, in batches no larger than batch_size."""
+    """A whole batch waiting does not wait for the interval; the turn it starts writes whole
+    batches only: the rest goes with the next whole batch (or the interval's turn)."""
     writer = SlowWriter(0)
     recorder = UsageRecorder([writer], batch_size=50, flush_interval=60)
     await recorder.start()
@@ -119,7 +124,54 @@ async def test_a_whole_batch_starts_a_turn_at_once() -> None:
         recorder.record(event(n))
     for _ in range(100):
         await asyncio.sleep(0.01)
-        if sum(map(len, writer.batches)) == 120:
+        if sum(map(len, writer.batches)) == 100:
             break
-    assert [len(b) for b in writer.batches] == [50, 50, 20]
+    await asyncio.sleep(0.05)
+    assert [len(b) for b in writer.batches] == [50, 50]
+    for n in range(120, 150):  # the 20 left over and 30 more make the next whole batch
+        recorder.record(event(n))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(writer.batches) == 3:
+            break
+    assert writer.batches[2] == [f"req_{n}" for n in range(100, 150)]
+    for n in range(150, 160):
+        recorder.record(event(n))
+    await recorder.stop()  # and a stop writes the rest
+    assert [r for b in writer.batches for r in b] == [f"req_{n}" for n in range(160)]
+
+
+async def test_what_is_left_of_a_whole_batch_goes_at_the_next_interval() -> None:
+    """When no whole batch follows, the remainder waits no longer than the interval."""
+    writer = SlowWriter(0)
+    recorder = UsageRecorder([writer], batch_size=50, flush_interval=0.1)
+    await recorder.start()
+    for n in range(70):
+        recorder.record(event(n))
+    await asyncio.sleep(0.03)
+    assert [len(b) for b in writer.batches] == [50]  # the whole one at once
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(writer.batches) == 2:
+            break
+    assert [len(b) for b in writer.batches] == [50, 20]
+    await recorder.stop()
+
+
+async def test_a_lane_whose_oldest_event_waited_the_interval_writes_it_with_a_whole_batch() -> None:
+    """Turns started by another lane's whole batches (its database is down and its queue
+    full: every record wakes the recorder) still write this lane's few events once the
+    oldest has waited the interval."""
+    failing, writer = FlakyWriter(failures=10**6), SlowWriter(0)
+    recorder = UsageRecorder([failing, writer], batch_size=50, flush_interval=0.1, stop_timeout=0.2)
+    await recorder.start()
+    for n in range(50):  # a whole batch: written by one lane, kept by the failing one
+        recorder.record(event(n))
+    await asyncio.sleep(0.02)
+    assert sum(map(len, writer.batches)) == 50
+    for n in range(50, 90):  # 40 more, one every 10 ms: never a whole batch, never a pause
+        recorder.record(event(n))
+        await asyncio.sleep(0.01)
+    written = [r for b in writer.batches for r in b]
+    assert "req_50" in written  # waited its 100 ms, then went with the next turn
     await recorder.stop()

@@ -54,6 +54,38 @@ async def test_rpm_is_a_sliding_window(limiter: Limiter) -> None:
         await limiter.admit("k", quota, "r5", T0 + 60_002)
 
 
+async def test_admissions_in_one_millisecond_leave_the_window_together(limiter: Limiter) -> None:
+    """The window counts every admission, however many share a millisecond, and lets each
+    millisecond's go 60 s later (the memory limiter keeps one entry per millisecond)."""
+    quota = Quota(rpm=5)
+    remaining = []
+    for i, at in enumerate((T0, T0, T0, T0 + 10, T0 + 10)):
+        remaining.append((await limiter.admit("k", quota, f"a{i}", at)).requests_remaining)
+    assert remaining == [4, 3, 2, 1, 0]
+    with pytest.raises(RateLimited):
+        await limiter.admit("k", quota, "a5", T0 + 20)
+    for i in range(3):  # the three of T0 have left
+        await limiter.admit("k", quota, f"b{i}", T0 + 60_001)
+    with pytest.raises(RateLimited):
+        await limiter.admit("k", quota, "b3", T0 + 60_001)
+    for i in range(2):  # and the two of T0 + 10
+        await limiter.admit("k", quota, f"c{i}", T0 + 60_011)
+    with pytest.raises(RateLimited):
+        await limiter.admit("k", quota, "c2", T0 + 60_011)
+
+
+async def test_memory_counts_an_earlier_clock_reading_at_the_later_time() -> None:
+    """A clock read before the last admission's (another request's, or a clock stepped
+    back) is counted with that later admission: it leaves the window no earlier."""
+    limiter, quota = MemoryLimiter(), Quota(rpm=2)
+    await limiter.admit("k", quota, "a", T0 + 100)
+    await limiter.admit("k", quota, "b", T0 + 50)
+    with pytest.raises(RateLimited):
+        await limiter.admit("k", quota, "c", T0 + 60_060)
+    admission = await limiter.admit("k", quota, "c", T0 + 60_100)
+    assert admission.requests_remaining == 1
+
+
 async def test_concurrency_slots_come_back_when_settled(limiter: Limiter) -> None:
     quota = Quota(concurrency=2)
     await limiter.admit("k", quota, "a", T0)

@@ -123,10 +123,28 @@ def test_the_ledger_keeps_only_the_indexes_its_reads_need(backend: str, tmp_path
         upgrade(url)
         assert current(url) == HEAD
         assert indexes(url) == newest
+        if backend == "postgres":
+            assert _options(url, "ix_usage_created_at_brin") == ["autosummarize=on"]
         command.downgrade(alembic_config(url), "0004")
         assert indexes(url) == btrees
         upgrade(url)
         assert indexes(url) == newest
+
+
+def _options(url: str, index: str) -> list[str] | None:
+    import asyncpg
+
+    async def read() -> list[str] | None:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            found: list[str] | None = await conn.fetchval(
+                "SELECT reloptions FROM pg_class WHERE relname = $1", index
+            )
+            return found
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
 
 
 def _down_and_up(url: str) -> None:

@@ -24,7 +24,15 @@ def upgrade() -> None:
         return
     op.drop_index("ix_usage_created_at", table_name="usage")
     op.drop_index("ix_usage_key_id", table_name="usage")
-    op.create_index("ix_usage_created_at_brin", "usage", ["created_at"], postgresql_using="brin")
+    # autosummarize: each range of pages is summarized once it fills (by an autovacuum work
+    # item), not at the next VACUUM: until then a query reads the range whatever it holds
+    op.create_index(
+        "ix_usage_created_at_brin",
+        "usage",
+        ["created_at"],
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    )
 
 
 def downgrade() -> None:

@@ -67,9 +67,16 @@ class KeyRing:
         # enabled keys' principals by raw digest: the one look-up most requests need
         self._principals: dict[bytes, Principal] = {}
         self._task: asyncio.Task[None] | None = None
+        # counts this process's own changes (put, drop): a read of the store that one
+        # overtook is older than what this process knows, and is not kept
+        self._changes = 0
 
     async def load(self) -> None:
-        self._by_hash = {k.key_hash: k for k in await self.store.list()}
+        changes = self._changes
+        keys = await self.store.list()
+        if changes != self._changes:
+            return  # a key changed here while the list was read: the next reload reads anew
+        self._by_hash = {k.key_hash: k for k in keys}
         self._misses.clear()
         self._principals.clear()
 
@@ -92,6 +99,7 @@ class KeyRing:
                 log.warning("could not reload keys from the store", exc_info=True)
 
     def put(self, key: ApiKey) -> None:
+        self._changes += 1
         for old_hash in [h for h, k in self._by_hash.items() if k.id == key.id]:
             del self._by_hash[old_hash]
         self._by_hash[key.key_hash] = key
@@ -99,6 +107,7 @@ class KeyRing:
         self._principals.clear()
 
     def drop(self, key_id: str) -> None:
+        self._changes += 1
         for old_hash in [h for h, k in self._by_hash.items() if k.id == key_id]:
             del self._by_hash[old_hash]
         self._principals.clear()
@@ -120,6 +129,7 @@ class KeyRing:
         now = time.monotonic()
         if self._misses.get(key_hash, 0.0) > now:
             return None
+        changes = self._changes
         try:
             key = await self.store.by_hash(key_hash)
         except Exception:
@@ -132,7 +142,8 @@ class KeyRing:
                 self._misses.clear()
             self._misses[key_hash] = now + self.refresh_seconds
             return None
-        self._by_hash[key_hash] = key
+        if changes == self._changes:  # else it may be a key this process just dropped
+            self._by_hash[key_hash] = key
         return key
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
-from crossway.usage import MemoryWriter, UsageEvent, UsageRecorder
+from crossway.usage import MemoryWriter, UsageEvent, UsageRecorder, UsageWriter
 
 
 def event(n: int, age: float = 0.0) -> UsageEvent:
@@ -16,6 +18,25 @@ def event(n: int, age: float = 0.0) -> UsageEvent:
         endpoint="chat.completions",
         principal="master",
     )
+
+
+async def started(writer: UsageWriter, **options: Any) -> UsageRecorder:
+    recorder = UsageRecorder([writer], **options)
+    await recorder.start()
+    return recorder
+
+
+def record(recorder: UsageRecorder, numbers: range) -> None:
+    for n in numbers:
+        recorder.record(event(n))
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 1.0) -> None:
+    """Wait until `condition()` holds, up to `seconds` (the test's assertion then says why)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
 
 
 class StuckWriter:
@@ -63,10 +84,7 @@ async def test_a_failing_writer_keeps_its_events_and_retries() -> None:
     await recorder.start()
     for n in range(50):
         recorder.record(event(n))
-    for _ in range(200):
-        if len(flaky.written) == 50:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(flaky.written) == 50, seconds=2.0)
     assert flaky.written == [f"req_{n}" for n in range(50)]  # all of them, in order, once
     assert len(memory.events) == 50  # the healthy writer never waited for the broken one
     await recorder.stop()
@@ -114,29 +132,18 @@ async def test_a_whole_batch_starts_a_turn_at_once() -> None:
     """A whole batch waiting does not wait for the interval; the turn it starts writes whole
     batches only: the rest goes with the next whole batch (or the interval's turn)."""
     writer = SlowWriter(0)
-    recorder = UsageRecorder([writer], batch_size=50, flush_interval=60)
-    await recorder.start()
-    for n in range(49):
-        recorder.record(event(n))
+    recorder = await started(writer, batch_size=50, flush_interval=60)
+    record(recorder, range(49))
     await asyncio.sleep(0.05)
     assert writer.batches == []  # short of a batch: waits for its turn
-    for n in range(49, 120):
-        recorder.record(event(n))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if sum(map(len, writer.batches)) == 100:
-            break
+    record(recorder, range(49, 120))
+    await eventually(lambda: sum(map(len, writer.batches)) == 100)
     await asyncio.sleep(0.05)
     assert [len(b) for b in writer.batches] == [50, 50]
-    for n in range(120, 150):  # the 20 left over and 30 more make the next whole batch
-        recorder.record(event(n))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if len(writer.batches) == 3:
-            break
+    record(recorder, range(120, 150))  # the 20 left over and 30 more: a whole batch
+    await eventually(lambda: len(writer.batches) == 3)
     assert writer.batches[2] == [f"req_{n}" for n in range(100, 150)]
-    for n in range(150, 160):
-        recorder.record(event(n))
+    record(recorder, range(150, 160))
     await recorder.stop()  # and a stop writes the rest
     assert [r for b in writer.batches for r in b] == [f"req_{n}" for n in range(160)]
 
@@ -144,16 +151,11 @@ async def test_a_whole_batch_starts_a_turn_at_once() -> None:
 async def test_what_is_left_of_a_whole_batch_goes_at_the_next_interval() -> None:
     """When no whole batch follows, the remainder waits no longer than the interval."""
     writer = SlowWriter(0)
-    recorder = UsageRecorder([writer], batch_size=50, flush_interval=0.1)
-    await recorder.start()
-    for n in range(70):
-        recorder.record(event(n))
+    recorder = await started(writer, batch_size=50, flush_interval=0.1)
+    record(recorder, range(70))
     await asyncio.sleep(0.03)
     assert [len(b) for b in writer.batches] == [50]  # the whole one at once
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if len(writer.batches) == 2:
-            break
+    await eventually(lambda: len(writer.batches) == 2)
     assert [len(b) for b in writer.batches] == [50, 20]
     await recorder.stop()
 

@@ -106,10 +106,12 @@ class SlowWriter:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.batches: list[list[str]] = []
+        self.written_at: list[float] = []  # time.monotonic() of each batch
 
     async def write(self, events: list[UsageEvent]) -> None:
         await asyncio.sleep(self.seconds)
         self.batches.append([e.request_id for e in events])
+        self.written_at.append(time.monotonic())
 
 
 async def test_events_arriving_during_a_write_wait_for_the_next_turn() -> None:
@@ -153,10 +155,10 @@ async def test_what_is_left_of_a_whole_batch_goes_at_the_next_interval() -> None
     writer = SlowWriter(0)
     recorder = await started(writer, batch_size=50, flush_interval=0.1)
     record(recorder, range(70))
-    await asyncio.sleep(0.03)
-    assert [len(b) for b in writer.batches] == [50]  # the whole one at once
     await eventually(lambda: len(writer.batches) == 2)
     assert [len(b) for b in writer.batches] == [50, 20]
+    # the whole one at once, the rest a turn later (a stalled machine only widens the gap)
+    assert writer.written_at[1] - writer.written_at[0] >= 0.08
     await recorder.stop()
 
 
@@ -169,7 +171,7 @@ async def test_a_lane_whose_oldest_event_waited_the_interval_writes_it_with_a_wh
     await recorder.start()
     for n in range(50):  # a whole batch: written by one lane, kept by the failing one
         recorder.record(event(n))
-    await asyncio.sleep(0.02)
+    await eventually(lambda: sum(map(len, writer.batches)) == 50)
     assert sum(map(len, writer.batches)) == 50
     for n in range(50, 90):  # 40 more, one every 10 ms: never a whole batch, never a pause
         recorder.record(event(n))

@@ -10,11 +10,11 @@ from typing import Any
 from crossway.usage import MemoryWriter, UsageEvent, UsageRecorder, UsageWriter
 
 
-def event(n: int, age: float = 0.0) -> UsageEvent:
-    """An event recorded now (`age` seconds ago)."""
+def event(n: int) -> UsageEvent:
+    """An event recorded now."""
     return UsageEvent(
         request_id=f"req_{n}",
-        started_at=time.time() - age,
+        started_at=time.time(),
         endpoint="chat.completions",
         principal="master",
     )
@@ -169,8 +169,7 @@ async def test_a_lane_whose_oldest_event_waited_the_interval_writes_it_with_a_wh
     failing, writer = FlakyWriter(failures=10**6), SlowWriter(0)
     recorder = UsageRecorder([failing, writer], batch_size=50, flush_interval=0.1, stop_timeout=0.2)
     await recorder.start()
-    for n in range(50):  # a whole batch: written by one lane, kept by the failing one
-        recorder.record(event(n))
+    record(recorder, range(50))  # a whole batch: written by one lane, kept by the failing one
     await eventually(lambda: sum(map(len, writer.batches)) == 50)
     assert sum(map(len, writer.batches)) == 50
     for n in range(50, 90):  # 40 more, one every 10 ms: never a whole batch, never a pause

@@ -145,13 +145,18 @@ class Ledger:
         # ping and SQLAlchemy's per-row work
         self._pg: Any = None
 
-    async def write(self, events: list[UsageEvent]) -> None:
-        if self.engine.dialect.name == "postgresql":
-            await self._write_postgres(events)
-        else:
-            await self._write_sqlite(events)
+    # an event's row is made as it is recorded (the recorder calls this), while the event is
+    # warm in the caches: made a batch later, it cost three times as much
+    prepare = staticmethod(_row)
 
-    async def _write_postgres(self, events: list[UsageEvent]) -> None:
+    async def write(self, rows: list[tuple[Any, ...]]) -> None:
+        """Store rows made by `prepare`, each at most once."""
+        if self.engine.dialect.name == "postgresql":
+            await self._write_postgres(rows)
+        else:
+            await self._write_sqlite(rows)
+
+    async def _write_postgres(self, rows: list[tuple[Any, ...]]) -> None:
         """One binary COPY per batch, a statement atomic by itself; the keys' spend grows
         in it (migration 0003's trigger).
 
@@ -160,7 +165,6 @@ class Ledger:
         instead of four. COPY cannot skip rows already stored: a batch that meets one
         (retried after its acknowledgement was lost) is copied again without them.
         """
-        rows = [_row(e) for e in events]
         conn = await self._connection()
         try:
             try:
@@ -207,11 +211,11 @@ class Ledger:
             await self._pg.close()
             self._pg = None
 
-    async def _write_sqlite(self, events: list[UsageEvent]) -> None:
+    async def _write_sqlite(self, rows: list[tuple[Any, ...]]) -> None:
         """Plain executemany on the driver: SQLAlchemy's per-row parameter work cost three
         times SQLite's own. Rows already stored (a retried batch) are left out first, so
         only new rows count towards spend."""
-        ids = [e.request_id for e in events]
+        ids = [row[0] for row in rows]
         async with self.engine.begin() as conn:
             raw = await conn.get_raw_connection()
             db: Any = raw.driver_connection
@@ -224,20 +228,20 @@ class Ledger:
                     chunk,
                 )
                 stored.update(row[0] for row in await cursor.fetchall())
-            rows = [
+            fresh = [
                 (row[0], _sqlite_timestamp(row[1]), *row[2:])
-                for row in map(_row, events)
+                for row in rows
                 if row[0] not in stored
             ]
-            spend = _spend((row[_KEY_ID], row[_COST]) for row in rows)
-            if rows:
+            spend = _spend((row[_KEY_ID], row[_COST]) for row in fresh)
+            if fresh:
                 await db.execute("SAVEPOINT batch")
                 try:
-                    await db.executemany(_SQLITE_INSERT, rows)
+                    await db.executemany(_SQLITE_INSERT, fresh)
                 except OverflowError:  # an integer past 64 bits; see _write_postgres
                     log.warning("a usage batch held a value its column cannot: made to fit")
                     await db.execute("ROLLBACK TO batch")  # the rows before it, inserted
-                    await db.executemany(_SQLITE_INSERT, [_fit(row) for row in rows])
+                    await db.executemany(_SQLITE_INSERT, [_fit(row) for row in fresh])
             if spend:
                 await db.executemany(
                     "UPDATE api_keys SET spend_total = spend_total + ? WHERE id = ?",

@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,8 +62,9 @@ def test_keys_and_an_idempotent_ledger(database_url: str) -> None:
                 await keys.create(name=key.name, models=[], vendors=[], meta={}, enabled=True)
             batch = [event(i, key.id, stream=i % 2 == 0, ttft_ms=None) for i in range(300)]
             batch.append(event(999, "master", cost=None))
-            await ledger.write(batch)
-            await ledger.write(batch[:100])  # a retried batch: nothing twice
+            made = list(map(ledger.prepare, batch))
+            await ledger.write(made)
+            await ledger.write(made[:100])  # a retried batch: nothing twice
             stored = await keys.get(key.id)
             assert stored is not None and stored.spend_total == pytest.approx(75.0)
             rows = await ledger.summary(key_id=key.id, group_by="model")
@@ -129,7 +131,7 @@ def test_a_record_keeps_every_field_as_recorded(database_url: str) -> None:
         engine = create_engine(database_url)
         ledger = Ledger(engine)
         try:
-            await ledger.write([full, event(1, "master")])
+            await ledger.write([ledger.prepare(full), ledger.prepare(event(1, "master"))])
             record = await ledger.request(full.request_id)
             assert record == {
                 "request_id": full.request_id,
@@ -185,8 +187,8 @@ def test_a_batch_whose_acknowledgement_was_lost_is_stored_and_charged_once(
             real_write = ledger.write
             lost = [True]
 
-            async def write_then_lose_the_ack(events: list[UsageEvent]) -> None:
-                await real_write(events)
+            async def write_then_lose_the_ack(rows: list[tuple[Any, ...]]) -> None:
+                await real_write(rows)
                 if lost[0]:
                     lost[0] = False
                     raise ConnectionResetError("connection lost after the commit")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from crossway.usage import MemoryWriter, UsageEvent, UsageRecorder, UsageWriter
+from crossway.ir import Usage
+from crossway.usage import LogWriter, MemoryWriter, UsageEvent, UsageRecorder, UsageWriter
 
 
 def event(n: int) -> UsageEvent:
@@ -20,8 +24,8 @@ def event(n: int) -> UsageEvent:
     )
 
 
-async def started(writer: UsageWriter, **options: Any) -> UsageRecorder:
-    recorder = UsageRecorder([writer], **options)
+async def started(*writers: UsageWriter, **options: Any) -> UsageRecorder:
+    recorder = UsageRecorder(list(writers), **options)
     await recorder.start()
     return recorder
 
@@ -178,3 +182,54 @@ async def test_a_lane_whose_oldest_event_waited_the_interval_writes_it_with_a_wh
     written = [r for b in writer.batches for r in b]
     assert "req_50" in written  # waited its 100 ms, then went with the next turn
     await recorder.stop()
+
+
+async def test_the_usage_log_has_one_json_line_per_event_in_order() -> None:
+    stream = io.StringIO()
+    recorder = await started(LogWriter(stream), flush_interval=60)
+    for n in range(3):
+        recorder.record(dataclasses.replace(event(n), usage=Usage(n, 2 * n)))
+    assert stream.getvalue() == ""  # nothing written in the request's own path
+    await recorder.stop()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["req_0", "req_1", "req_2"]
+    assert lines[2]["usage"]["prompt_tokens"] == 2 and lines[2]["usage"]["total_tokens"] == 6
+
+
+async def test_an_integer_too_big_for_json_libraries_still_gets_its_log_line() -> None:
+    stream = io.StringIO()
+    recorder = await started(LogWriter(stream), flush_interval=60)
+    absurd = event(1)
+    absurd.usage = Usage(prompt_tokens=10**30)  # as an upstream might send it
+    recorder.record(absurd)
+    recorder.record(event(2))
+    await recorder.stop()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["usage"]["prompt_tokens"] == 10**30 and lines[1]["request_id"] == "req_2"
+
+
+class PreparingWriter:
+    """Prepares each event as its id, and cannot take one whose id ends in 7."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+
+    def prepare(self, event: UsageEvent) -> str:
+        if event.request_id.endswith("7"):
+            raise ValueError("a writer's bug")
+        return event.request_id
+
+    async def write(self, items: list[str]) -> None:
+        self.written.extend(items)
+
+
+async def test_a_writer_gets_what_it_prepared_and_one_it_cannot_take_costs_only_that_event() -> (
+    None
+):
+    preparing, memory = PreparingWriter(), MemoryWriter()
+    recorder = await started(preparing, memory, flush_interval=60)
+    record(recorder, range(10))  # the request path never sees the writer's error
+    assert recorder.dropped == 1
+    await recorder.stop()
+    assert preparing.written == [f"req_{n}" for n in range(10) if n != 7]
+    assert len(memory.events) == 10  # the other writer got every event

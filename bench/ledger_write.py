@@ -1,12 +1,17 @@
 """Micro-benchmark: the CPU to write one ledger batch, the gateway's and the database's.
 
     .venv/bin/python bench/ledger_write.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
+                                           [--schemas]
 
 Creates a scratch database beside the given one (Postgres) or a temporary file (SQLite),
 writes 40 batches of 500 usage events, and prints the median process CPU per batch. For a
 Postgres on this machine it also prints the CPU all `postgres` processes used per row (the
 backend, the WAL writer, ...), read from /proc: on a machine the gateway shares with its
 database, that CPU is taken from the gateway.
+
+--schemas compares the `usage` table as migrated with variants of it that were candidates
+(SCHEMAS): one scratch database each, written in turn, round after round, so drift hits all
+of them; it prints Postgres's CPU per row for each.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -77,6 +83,65 @@ async def measure(url: str) -> tuple[float, float | None]:
     return sorted(cpu)[len(cpu) // 2], server
 
 
+# what each variant changes after the migrations
+SCHEMAS = {
+    "as migrated": None,
+    'request_id COLLATE "C"': 'ALTER TABLE usage ALTER request_id TYPE varchar(40) COLLATE "C"',
+    "no primary key": "ALTER TABLE usage DROP CONSTRAINT usage_pkey",
+}
+SCHEMA_ROUNDS, SCHEMA_BATCHES = 8, 100
+
+
+async def measure_schemas(urls: dict[str, str]) -> dict[str, list[float]]:
+    """Postgres's CPU per row (s) in each round, for each variant's database."""
+    ledgers = {}
+    for name, url in urls.items():
+        engine = create_engine(url)
+        ledger = Ledger(engine)
+        await ledger.write(list(map(ledger.prepare, batch(-1))))  # connect and warm up
+        if SCHEMAS[name]:
+            await (await ledger._connection()).execute(SCHEMAS[name])
+        ledgers[name] = engine, ledger
+    per_row: dict[str, list[float]] = {name: [] for name in urls}
+    for _ in range(SCHEMA_ROUNDS):
+        for name, (_, ledger) in ledgers.items():
+            rows = [list(map(ledger.prepare, batch(n))) for n in range(SCHEMA_BATCHES)]
+            before = cpu_of_named("postgres")
+            for made in rows:
+                await ledger.write(made)
+            after = cpu_of_named("postgres")
+            if before is not None and after is not None:
+                per_row[name].append((after - before) / (SCHEMA_BATCHES * 500))
+    for engine, ledger in ledgers.values():
+        await ledger.close()
+        await engine.dispose()
+    return per_row
+
+
+def compare_schemas(admin_url: str) -> None:
+    names = {name: f"crossway_ledger_bench_{secrets.token_hex(4)}" for name in SCHEMAS}
+    for database in names.values():
+        asyncio.run(scratch_postgres(admin_url, database, create=True))
+    try:
+        urls = {}
+        for name, database in names.items():
+            urls[name] = make_url(admin_url).set(database=database).render_as_string(False)
+            upgrade(urls[name])
+        per_row = asyncio.run(measure_schemas(urls))
+    finally:
+        for database in names.values():
+            asyncio.run(scratch_postgres(admin_url, database, create=False))
+    for name, values in per_row.items():
+        if not values:
+            print(f"{name}: Postgres's CPU not readable here")
+            continue
+        runs = ", ".join(f"{1e6 * v:.1f}" for v in values)
+        print(
+            f"{name}: Postgres's CPU {1e6 * statistics.median(values):.2f} us per row "
+            f"(median of {len(values)} rounds of {SCHEMA_BATCHES} x 500 rows: {runs})"
+        )
+
+
 async def scratch_postgres(admin_url: str, name: str, create: bool) -> None:
     url = make_url(admin_url)
     conn = await asyncpg.connect(
@@ -103,7 +168,11 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="a Postgres admin URL, or 'sqlite'",
     )
+    parser.add_argument("--schemas", action="store_true", help="compare SCHEMAS (Postgres)")
     args = parser.parse_args()
+    if args.schemas:
+        compare_schemas(args.url)
+        return
     if args.url == "sqlite":
         url = f"sqlite:///{tempfile.mkdtemp()}/ledger.db"
         upgrade(url)

@@ -45,21 +45,26 @@ end
 SHARED_SERVICES = {"postgres": "postgres", "redis": "redis-server"}  # name -> process name
 
 
-def ensure_wrk() -> str:
-    """wrk's path; installs the Debian package with apt-get when it is missing, and says so."""
-    found = shutil.which("wrk")
+def ensure_command(command: str, package: str) -> str:
+    """The command's path; installs its Debian package with apt-get when it is missing, and
+    says so."""
+    found = shutil.which(command)
     if found:
         return found
-    say("wrk is missing: installing the Debian package with apt-get (apt-get update first)")
+    say(f"{command} is missing: installing the Debian package {package} (apt-get update first)")
     apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*apt, "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run([*apt, "install", "-y", "wrk"], check=True, env=env, stdout=subprocess.DEVNULL)
-    found = shutil.which("wrk")
+    subprocess.run([*apt, "install", "-y", package], check=True, env=env, stdout=subprocess.DEVNULL)
+    found = shutil.which(command)
     if not found:
-        raise RuntimeError("wrk is still missing after apt-get install")
-    say(f"installed wrk at {found}")
+        raise RuntimeError(f"{command} is still missing after apt-get install {package}")
+    say(f"installed {command} at {found}")
     return found
+
+
+def ensure_wrk() -> str:
+    return ensure_command("wrk", "wrk")
 
 
 def write_scripts(

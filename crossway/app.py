@@ -129,7 +129,10 @@ def build_services(
             jitter=routing.jitter,
             max_retry_after=routing.max_retry_after,
         ),
-        usage=UsageRecorder([ledger, *writers] if settings.usage_ledger else writers),
+        usage=UsageRecorder(
+            [ledger, *writers] if settings.usage_ledger else writers,
+            flush_interval=settings.usage_flush_seconds,
+        ),
         auth=Authenticator(master.hash, keys),
         engine=engine,
         key_store=key_store,

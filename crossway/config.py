@@ -178,6 +178,9 @@ class Settings(_Strict):
     log_requests: bool = True
     # write every request's usage record to the database (off: the log lines only)
     usage_ledger: bool = True
+    # the longest a usage record waits to be written (a whole batch of 500 goes at once):
+    # what a hard kill can lose; longer means fewer, fuller batches at low traffic
+    usage_flush_seconds: float = Field(0.1, gt=0, le=60)
     # run pending database migrations when `serve` starts (else: `crossway db upgrade`)
     migrate_on_start: bool = True
     # how often each process reloads virtual keys from the store

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crossway.app import master_key
+from crossway.api.auth import hash_key
+from crossway.app import MasterKey, build_services, master_key
 from crossway.config import ConfigError, load_settings
 
 GOOD = """
@@ -106,6 +107,8 @@ def test_environment_overrides_any_value(tmp_path: Path) -> None:
             "NOT_SET_ANYWHERE is not set",
         ),
         ("nonsense: true\n", "nonsense", "unknown field"),
+        ("usage_flush_seconds: 0\n", "usage_flush_seconds", "greater than 0"),
+        ("usage_flush_seconds: 600\n", "usage_flush_seconds", "less than or equal to 60"),
     ],
 )
 def test_mistakes_name_file_field_and_reason(
@@ -198,3 +201,11 @@ def test_config_check_command(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert f"{bad}: providers.o.base_url" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_usage_flush_interval_reaches_the_recorder(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "usage_flush_seconds: 2.5\n"), {})
+    master = MasterKey(hash_key("sk-test"), "test")
+    assert build_services(settings, master).usage.flush_interval == 2.5
+    default = load_settings(write(tmp_path, "{}\n"), {})
+    assert build_services(default, master).usage.flush_interval == 0.1

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:  # the sibling modules import as plain modules, however this is run
@@ -70,22 +71,32 @@ def chats(port: int, token: str, body: bytes, count: int) -> None:
         conn.close()
 
 
-def one_run(variant: str, upstream_port: int, work: Path, requests: int) -> int:
+class Callgrind(NamedTuple):
+    valgrind: str
+    control: str  # callgrind_control
+
+
+def one_run(
+    tools: Callgrind, variant: str, run: int, upstream_port: int, work: Path, requests: int
+) -> int:
     """Instructions for `requests` chats in one fresh gateway of the variant."""
     kids = Children(work)
     keys = KeysRun() if variant != "master" else None
     body = bodies()["short"]
-    out = work / f"callgrind-{variant.replace('+', '-')}-{free_port()}.out"
+    slug = variant.replace("+", "-")
+    out = work / f"callgrind-{slug}-{run}.out"
+    for stale in work.glob(out.name + "*"):  # an earlier invocation's, in a kept directory
+        stale.unlink()
     try:
-        extra = {"usage_ledger": "false", "usage_flush_seconds": "60"}
-        if keys is not None:
-            extra = {**keys.settings(CROSSWAY_KEYS), **extra}
-            if variant == "keyed+ledger":
-                extra["usage_ledger"] = "true"
-        config = crossway_config(work, upstream_port, variant.replace("+", "-"), extra)
+        extra = {
+            **(keys.settings(CROSSWAY_KEYS) if keys is not None else {}),
+            "usage_ledger": "true" if variant == "keyed+ledger" else "false",
+            "usage_flush_seconds": "60",
+        }
+        config = crossway_config(work, upstream_port, slug, extra)
         port = free_port()
         argv = [
-            ensure_command("valgrind", "valgrind"),
+            tools.valgrind,
             "--tool=callgrind",
             "--instr-atstart=no",
             f"--callgrind-out-file={out}",
@@ -96,11 +107,10 @@ def one_run(variant: str, upstream_port: int, work: Path, requests: int) -> int:
         wait_first_answer(proc, body, deadline_s=600)
         token = KEY if keys is None else keys.make_key(proc, [])
         chats(port, token, body, WARM_UP)
-        control = ensure_command("callgrind_control", "valgrind")
-        subprocess.run([control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        subprocess.run([tools.control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
         chats(port, token, body, requests)
-        subprocess.run([control, "-i", "off", str(proc.pid)], check=True, capture_output=True)
-        subprocess.run([control, "-d", str(proc.pid)], check=True, capture_output=True)
+        subprocess.run([tools.control, "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        subprocess.run([tools.control, "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         kids.stop_all()
         if keys is not None:
@@ -119,12 +129,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     kids = Children(work)
     per_request: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    tools = Callgrind(  # before anything starts
+        ensure_command("valgrind", "valgrind"), ensure_command("callgrind_control", "valgrind")
+    )
     try:
         upstream = spawn_upstream(kids)
         wait_first_answer(upstream, bodies()["short"])
         for run in range(args.runs):
             for variant in VARIANTS:
-                total = one_run(variant, upstream.port, work, args.requests)
+                total = one_run(tools, variant, run, upstream.port, work, args.requests)
                 per_request[variant].append(total / args.requests)
                 say(f"run {run + 1} {variant:13} {total / args.requests:10,.0f} per request")
     finally:

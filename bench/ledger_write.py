@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -59,6 +62,11 @@ def batch(n: int) -> list[UsageEvent]:
     ]
 
 
+def rows(ledger: Ledger, n: int) -> list[tuple[Any, ...]]:
+    """Batch n made into the ledger's rows, as the recorder makes them."""
+    return [ledger.prepare(e) for e in batch(n)]
+
+
 BATCHES = 40
 
 
@@ -66,13 +74,13 @@ async def measure(url: str) -> tuple[float, float | None]:
     """Median gateway CPU per batch (s), and the database's CPU per row (s) if readable."""
     engine = create_engine(url)
     ledger = Ledger(engine)
-    await ledger.write(list(map(ledger.prepare, batch(-1))))  # connect and warm up
+    await ledger.write(rows(ledger, -1))  # connect and warm up
     batches = [batch(n) for n in range(BATCHES)]
     cpu = []
     server_before = cpu_of_named("postgres")
     for events in batches:
-        started = time.process_time()
-        await ledger.write([ledger.prepare(e) for e in events])  # as the recorder does
+        started = time.process_time()  # the rows made, as the recorder does, and written
+        await ledger.write([ledger.prepare(e) for e in events])
         cpu.append(time.process_time() - started)
     server_after = cpu_of_named("postgres")
     await ledger.close()
@@ -98,17 +106,17 @@ async def measure_schemas(urls: dict[str, str]) -> dict[str, list[float]]:
     for name, url in urls.items():
         engine = create_engine(url)
         ledger = Ledger(engine)
-        await ledger.write(list(map(ledger.prepare, batch(-1))))  # connect and warm up
+        await ledger.write(rows(ledger, -1))  # connect and warm up
         if SCHEMAS[name]:
             await (await ledger._connection()).execute(SCHEMAS[name])
         ledgers[name] = engine, ledger
     per_row: dict[str, list[float]] = {name: [] for name in urls}
     for _ in range(SCHEMA_ROUNDS):
         for name, (_, ledger) in ledgers.items():
-            rows = [list(map(ledger.prepare, batch(n))) for n in range(SCHEMA_BATCHES)]
+            made = [rows(ledger, n) for n in range(SCHEMA_BATCHES)]
             before = cpu_of_named("postgres")
-            for made in rows:
-                await ledger.write(made)
+            for one in made:
+                await ledger.write(one)
             after = cpu_of_named("postgres")
             if before is not None and after is not None:
                 per_row[name].append((after - before) / (SCHEMA_BATCHES * 500))
@@ -119,18 +127,8 @@ async def measure_schemas(urls: dict[str, str]) -> dict[str, list[float]]:
 
 
 def compare_schemas(admin_url: str) -> None:
-    names = {name: f"crossway_ledger_bench_{secrets.token_hex(4)}" for name in SCHEMAS}
-    for database in names.values():
-        asyncio.run(scratch_postgres(admin_url, database, create=True))
-    try:
-        urls = {}
-        for name, database in names.items():
-            urls[name] = make_url(admin_url).set(database=database).render_as_string(False)
-            upgrade(urls[name])
-        per_row = asyncio.run(measure_schemas(urls))
-    finally:
-        for database in names.values():
-            asyncio.run(scratch_postgres(admin_url, database, create=False))
+    with scratch_databases(admin_url, len(SCHEMAS)) as urls:
+        per_row = asyncio.run(measure_schemas(dict(zip(SCHEMAS, urls, strict=True))))
     for name, values in per_row.items():
         if not values:
             print(f"{name}: Postgres's CPU not readable here")
@@ -140,6 +138,23 @@ def compare_schemas(admin_url: str) -> None:
             f"{name}: Postgres's CPU {1e6 * statistics.median(values):.2f} us per row "
             f"(median of {len(values)} rounds of {SCHEMA_BATCHES} x 500 rows: {runs})"
         )
+
+
+@contextlib.contextmanager
+def scratch_databases(admin_url: str, count: int) -> Iterator[list[str]]:
+    """`count` migrated scratch databases beside the admin URL's, dropped at the end."""
+    names = [f"crossway_ledger_bench_{secrets.token_hex(4)}" for _ in range(count)]
+    try:
+        urls = []
+        for name in names:
+            asyncio.run(scratch_postgres(admin_url, name, create=True))
+            url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+            upgrade(url)
+            urls.append(url)
+        yield urls
+    finally:
+        for name in names:
+            asyncio.run(scratch_postgres(admin_url, name, create=False))
 
 
 async def scratch_postgres(admin_url: str, name: str, create: bool) -> None:
@@ -179,18 +194,12 @@ def main() -> None:
         gateway, _ = asyncio.run(measure(url))
         print(f"sqlite: {1000 * gateway:.2f} ms CPU per 500 rows (median)")
         return
-    name = f"crossway_ledger_bench_{secrets.token_hex(4)}"
-    asyncio.run(scratch_postgres(args.url, name, create=True))
-    try:
-        url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
+    with scratch_databases(args.url, 1) as (url,):
         gateway, server = asyncio.run(measure(url))
-        line = f"postgres: {1000 * gateway:.2f} ms gateway CPU per 500 rows (median)"
-        if server is not None:
-            line += f"; Postgres's own CPU {1e6 * server:.1f} us per row"
-        print(line)
-    finally:
-        asyncio.run(scratch_postgres(args.url, name, create=False))
+    line = f"postgres: {1000 * gateway:.2f} ms gateway CPU per 500 rows (median)"
+    if server is not None:
+        line += f"; Postgres's own CPU {1e6 * server:.1f} us per row"
+    print(line)
 
 
 if __name__ == "__main__":
